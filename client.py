@@ -1,0 +1,347 @@
+"""Client: signals the counter entity directly, then runs `counter_workflow` orchestrations.
+
+    python client.py [entity-key] [--count N] [--interval SECONDS] [--timeout SECONDS]
+                     [--loop] [--verbose]
+
+Start worker.py first (against the same ENDPOINT and TASKHUB). The exit status
+is 0 only when every orchestration completed. With --loop, as in the container
+image, it runs one round every ORCHESTRATION_INTERVAL seconds (default 60) until
+SIGTERM, because a container app that exits is restarted over and over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TextIO
+
+import grpc
+from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
+from durabletask.entities import EntityInstanceId
+
+from sample.counter import counter_id, counter_workflow
+from sample.runtime import configure_logging, create_client
+from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
+
+logger = logging.getLogger("client")
+
+DEFAULT_KEY = "my-counter"
+DEFAULT_COUNT = 5
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_LOOP_INTERVAL = 60.0
+INTERVAL_VARIABLE = "ORCHESTRATION_INTERVAL"
+
+# Exit statuses.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class DemoFailed(Exception):
+    """The demo could not finish; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Options:
+    key: str
+    count: int
+    interval: float
+    timeout: float
+    verbose: bool
+    loop: bool = False
+    round_interval: float = DEFAULT_LOOP_INTERVAL
+
+
+def validate_key(key: str) -> str:
+    """Return the key, or raise ValueError with a message that says how to fix it."""
+    if not key:
+        raise ValueError(
+            "Invalid entity key '': it must not be empty. Pass a name such as my-counter."
+        )
+    if "@" in key:
+        raise ValueError(
+            f"Invalid entity key {key!r}: it must not contain '@', which separates the "
+            "entity name from the key in '@counter@<key>'. Pass a name such as my-counter."
+        )
+    return key
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) -> Options:
+    env = dict(os.environ) if environ is None else environ
+    parser = argparse.ArgumentParser(
+        description="Signal the counter entity, read it back, then run counter_workflow "
+        "orchestrations.",
+        epilog="Connection settings come from ENDPOINT, TASKHUB, AZURE_MANAGED_IDENTITY_CLIENT_ID "
+        "or DURABLE_TASK_SCHEDULER_CONNECTION_STRING.",
+    )
+    parser.add_argument(
+        "key", nargs="?", default=DEFAULT_KEY, help="entity key (default: %(default)s)"
+    )
+    parser.add_argument(
+        "-n",
+        "--count",
+        type=int,
+        metavar="N",
+        default=DEFAULT_COUNT,
+        help="number of counter_workflow orchestrations, for keys <key>-orch-1 to <key>-orch-N "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="seconds between scheduling two orchestrations "
+        f"(default: ${INTERVAL_VARIABLE}, else 0)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for the signals to be applied and for the orchestrations to finish "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help=f"run one round every ${INTERVAL_VARIABLE} seconds "
+        f"(default {DEFAULT_LOOP_INTERVAL:g}) until SIGTERM; the variable then spaces rounds, "
+        "not schedules",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also show the SDK's INFO logs"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        validate_key(args.key)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.count < 0:
+        parser.error(f"--count {args.count} is negative; use 0 or more")
+    if args.timeout <= 0:
+        parser.error(f"--timeout {args.timeout} must be greater than 0 seconds")
+
+    raw = env.get(INTERVAL_VARIABLE, "").strip()
+    try:
+        from_env = float(raw) if raw else None
+    except ValueError:
+        parser.error(
+            f"{INTERVAL_VARIABLE}={raw!r} is not a number of seconds; set it to e.g. 0 or 2.5"
+        )
+    if from_env is not None and not from_env >= 0:  # also rejects NaN
+        parser.error(f"{INTERVAL_VARIABLE}={raw!r} must be 0 or more seconds")
+    if args.interval is not None and not args.interval >= 0:
+        parser.error(f"--interval {args.interval} must be 0 or more seconds")
+
+    if args.loop:
+        round_interval = DEFAULT_LOOP_INTERVAL if from_env is None else from_env
+        interval = args.interval or 0.0
+    else:
+        round_interval = DEFAULT_LOOP_INTERVAL
+        interval = args.interval if args.interval is not None else (from_env or 0.0)
+
+    return Options(
+        args.key, args.count, interval, args.timeout, args.verbose, args.loop, round_interval
+    )
+
+
+def read_counter(client: TaskHubGrpcClient, entity_id: EntityInstanceId) -> int:
+    metadata = client.get_entity(entity_id)
+    if metadata is None:
+        return 0
+    return metadata.get_typed_state(int) or 0
+
+
+def wait_for_counter(
+    client: TaskHubGrpcClient, entity_id: EntityInstanceId, expected: int, deadline: float
+) -> int:
+    """Poll the entity until its value is `expected`, with a growing pause, until the deadline."""
+    pause = 0.01
+    while True:
+        value = read_counter(client, entity_id)
+        if value == expected:
+            return value
+        if time.monotonic() + pause > deadline:
+            raise DemoFailed(
+                f"Timed out waiting for {entity_id} to reach {expected}; it is {value}. "
+                "Is worker.py running against the same ENDPOINT and TASKHUB?"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+def signal_directly(client: TaskHubGrpcClient, key: str, deadline: float, out: TextIO) -> None:
+    entity_id = counter_id(key)
+    # The value before the signals tells how far to wait. Another client changing
+    # the same key at the same time would make this wait time out; use your own key.
+    before = read_counter(client, entity_id)
+
+    print(f"Signalling {entity_id}: add 100, then subtract 25", file=out)
+    client.signal_entity(entity_id, "add", input=100)
+    client.signal_entity(entity_id, "subtract", input=25)
+
+    value = wait_for_counter(client, entity_id, before + 75, deadline)
+    print(f"Counter '{key}' value: {value}", file=out)
+
+
+def run_orchestrations(
+    client: TaskHubGrpcClient,
+    options: Options,
+    deadline: float,
+    out: TextIO,
+    pause: Callable[[float], None],
+) -> int:
+    """Schedule counter_workflow orchestrations, wait for all, and return how many failed."""
+    keys = [f"{options.key}-orch-{number}" for number in range(1, options.count + 1)]
+    print(f"Scheduling {len(keys)} counter_workflow orchestrations", file=out)
+    started = time.monotonic()
+
+    instance_ids = []
+    for index, key in enumerate(keys):
+        if index and options.interval:
+            pause(options.interval)
+        instance_ids.append(
+            client.schedule_new_orchestration(
+                counter_workflow,  # type: ignore[arg-type]  # mypy cannot infer the output type
+                input=key,
+            )
+        )
+
+    failures = 0
+    for instance_id in instance_ids:
+        try:
+            state = client.wait_for_orchestration_completion(
+                instance_id, timeout=max(deadline - time.monotonic(), 0.1)
+            )
+        except TimeoutError:
+            print(f"  {instance_id}: did not finish within {options.timeout:g} s", file=out)
+            failures += 1
+            continue
+        if state is not None and state.runtime_status is OrchestrationStatus.COMPLETED:
+            print(f"  {instance_id}: {state.get_output(str)}", file=out)
+            continue
+        failures += 1
+        if state is None:
+            print(f"  {instance_id}: not found in the scheduler", file=out)
+        elif state.failure_details is not None:
+            detail = f"{state.failure_details.error_type}: {state.failure_details.message}"
+            print(f"  {instance_id}: {state.runtime_status.name}, {detail}", file=out)
+        else:
+            print(f"  {instance_id}: {state.runtime_status.name}", file=out)
+
+    completed = len(instance_ids) - failures
+    elapsed = time.monotonic() - started
+    print(
+        f"{completed} of {len(instance_ids)} orchestrations completed in {elapsed:.2f} s", file=out
+    )
+    return failures
+
+
+def run_demo(
+    client: TaskHubGrpcClient,
+    options: Options,
+    out: TextIO = sys.stdout,
+    pause: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run one round of the demo and return the exit status."""
+    deadline = time.monotonic() + options.timeout
+    signal_directly(client, options.key, deadline, out)
+    failures = run_orchestrations(client, options, deadline, out, pause)
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def run_forever(
+    client: TaskHubGrpcClient,
+    settings: Settings,
+    options: Options,
+    pause: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run rounds until Ctrl+C or SIGTERM; a failed round is logged and the next one still runs."""
+    round_number = 0
+    try:
+        while True:
+            round_number += 1
+            logger.info("Round %d starting", round_number)
+            try:
+                if run_demo(client, options, pause=pause) != EXIT_OK:
+                    logger.error("Round %d: some orchestrations did not complete", round_number)
+            except DemoFailed as error:
+                logger.error("Round %d failed: %s", round_number, error)
+            except grpc.RpcError as error:
+                logger.error(
+                    "Round %d failed: %s", round_number, describe_rpc_error(error, settings)
+                )
+            logger.info("Next round in %g s", options.round_interval)
+            pause(options.round_interval)
+    except KeyboardInterrupt:
+        # Orchestrations already scheduled keep running in the scheduler.
+        logger.info("Stopped during round %d", round_number)
+    return EXIT_OK
+
+
+def describe_rpc_error(error: grpc.RpcError, settings: Settings) -> str:
+    code = error.code()  # type: ignore[attr-defined]
+    details = error.details()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"Cannot reach the scheduler at {settings.endpoint} ({details}). "
+            "Start it with `make scheduler`, or set ENDPOINT to a running scheduler."
+        )
+    return f"The scheduler at {settings.endpoint} returned {code.name}: {details}"
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    configure_logging(options.verbose)
+
+    try:
+        settings = load_settings()
+        client = create_client(settings)
+    except (SettingsError, AuthenticationError) as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+
+    # SIGTERM, as sent by a container platform, stops the client like Ctrl+C does.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if options.loop:
+        try:
+            return run_forever(client, settings, options)
+        finally:
+            client.close()
+
+    try:
+        status = run_demo(client, options)
+    except DemoFailed as error:
+        logger.error("%s", error)
+        return EXIT_FAILED
+    except grpc.RpcError as error:
+        logger.error("%s", describe_rpc_error(error, settings))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        logger.warning(
+            "Interrupted; orchestrations already scheduled keep running in the scheduler"
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        client.close()
+    if status != EXIT_OK:
+        logger.error("Some orchestrations did not complete; see the lines above")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""A local stand-in for the Durable Task Scheduler emulator, for machines without Docker."""

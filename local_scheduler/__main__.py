@@ -1,0 +1,3 @@
+from local_scheduler.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The Durable Entities sample: the counter entity, its orchestrator and shared settings."""

@@ -1,0 +1,157 @@
+"""One-command demo: scheduler (if needed), worker and client, then clean up.
+
+    python scripts/demo.py [--keep-running] [client arguments...]
+
+If nothing answers at ENDPOINT and it names this machine, a local scheduler is
+started on its port. The worker's and scheduler's logs are shown with a prefix.
+Everything this script started is stopped at the end, also after a failure or
+Ctrl+C, and the exit status is the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import IO
+from urllib.parse import urlsplit
+
+import grpc
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from google.protobuf import empty_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sample.settings import SettingsError, load_settings  # noqa: E402
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+STOP_TIMEOUT = 10.0
+
+
+def scheduler_answers(endpoint: str, timeout: float = 1.0) -> bool:
+    """Return True if a Durable Task gRPC service at a plaintext endpoint answers Hello."""
+    target = endpoint.removeprefix("http://")
+    with grpc.insecure_channel(target) as channel:
+        try:
+            stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=timeout)  # type: ignore[no-untyped-call]
+        except grpc.RpcError:
+            return False
+    return True
+
+
+def wait_until_answers(
+    endpoint: str, process: subprocess.Popen[str], timeout: float = 15.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not scheduler_answers(endpoint, timeout=0.5):
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the local scheduler exited with status {process.returncode}; see its log above"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the local scheduler did not answer at {endpoint} within {timeout:g} s"
+            )
+        time.sleep(0.1)
+
+
+def relay_output(stream: IO[str], prefix: str) -> None:
+    for line in stream:
+        sys.stderr.write(f"{prefix} | {line}")
+        sys.stderr.flush()
+
+
+def start(command: list[str], prefix: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # A separate process group keeps Ctrl+C in the terminal from reaching the
+        # child directly: this script stops children itself, in order.
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    threading.Thread(target=relay_output, args=(process.stdout, prefix), daemon=True).start()
+    return process
+
+
+def stop(process: subprocess.Popen[str], name: str) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        print(f"demo: {name} did not stop within {STOP_TIMEOUT:g} s; killing it", file=sys.stderr)
+        process.kill()
+        process.wait()
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the client, keep the scheduler and worker running until Ctrl+C",
+    )
+    args, client_args = parser.parse_known_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 2
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started: list[tuple[str, subprocess.Popen[str]]] = []
+    status: int | None = None
+    try:
+        if not settings.secure and not scheduler_answers(settings.endpoint):
+            parts = urlsplit(settings.endpoint)
+            if parts.hostname not in LOCAL_HOSTS:
+                print(
+                    f"demo: nothing answers at {settings.endpoint}, and it is not on this machine",
+                    file=sys.stderr,
+                )
+                return 1
+            port = str(parts.port or 80)
+            print(f"demo: starting a local scheduler on port {port}", file=sys.stderr)
+            scheduler = start(
+                [sys.executable, "-m", "local_scheduler", "--port", port], "scheduler"
+            )
+            started.append(("scheduler", scheduler))
+            wait_until_answers(settings.endpoint, scheduler)
+
+        started.append(("worker", start([sys.executable, "worker.py"], "worker")))
+        status = subprocess.call([sys.executable, "client.py", *client_args], cwd=ROOT)
+
+        if args.keep_running:
+            print("demo: still running; press Ctrl+C to stop", file=sys.stderr)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        print("demo: interrupted", file=sys.stderr)
+        if status is None:
+            status = 130
+    except RuntimeError as error:
+        print(f"demo: {error}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for name, process in reversed(started):
+            stop(process, name)
+    return 1 if status is None else status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
