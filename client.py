@@ -46,7 +46,7 @@ EXIT_INTERRUPTED = 130
 
 
 class DemoFailed(Exception):
-    """The demo could not finish; the message says what to do."""
+    """The demo could not finish; the message explains what to do next."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Options:
 
 
 def validate_key(key: str) -> str:
-    """Return the key, or raise ValueError with a message that says how to fix it."""
+    """Return the key, or raise ValueError with a message that explains the fix."""
     if not key:
         raise ValueError(
             "Invalid entity key '': it must not be empty. Pass a name such as my-counter."
@@ -182,7 +182,7 @@ def wait_for_counter(
 
 def signal_directly(client: TaskHubGrpcClient, key: str, deadline: float, out: TextIO) -> None:
     entity_id = counter_id(key)
-    # The value before the signals tells how far to wait. Another client changing
+    # The value before the signals sets the value to wait for. Another client changing
     # the same key at the same time would make this wait time out; use your own key.
     before = read_counter(client, entity_id)
 
