@@ -78,7 +78,7 @@ resource scheduler 'Microsoft.DurableTask/schedulers@2025-11-01' = {
   location: location
   tags: tags
   properties: {
-    sku: schedulerSku == 'Dedicated' ? dedicatedSku : consumptionSku
+    sku: (schedulerSku == 'Dedicated') ? dedicatedSku : consumptionSku
     // The list is required and an empty one denies all traffic. Every caller still
     // needs a Microsoft Entra token and a Durable Task role on this scheduler.
     ipAllowlist: [
