@@ -463,3 +463,52 @@ def test_deployment_needs_no_secrets_in_environment() -> None:
     text = "\n".join(path.read_text() for path in bicep_files())
     assert "secretRef" not in text
     assert "adminUserEnabled: false" in text
+
+
+# --- README ----------------------------------------------------------------------------
+
+
+def readme_deployment_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Deploy to Azure Container Apps")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "default"),
+    [
+        ("schedulerSku", "Consumption"),
+        ("taskHubName", "default"),
+        ("workerMinReplicas", 1),
+        ("workerMaxReplicas", 3),
+        ("orchestrationInterval", 60),
+    ],
+)
+def test_readme_parameter_defaults(
+    main_tree: dict[str, Any], parameter: str, default: str | int
+) -> None:
+    assert f"`{parameter}`" in readme_deployment_section()
+    assert main_tree["parameters"][parameter]["default"] == default
+
+
+def test_readme_resource_sizes(resources_tree: dict[str, Any], resolver: Resolver) -> None:
+    section = readme_deployment_section()
+    registry = resources_of_type(resources_tree, "Microsoft.ContainerRegistry/registries")
+    workspace = resources_of_type(resources_tree, "Microsoft.OperationalInsights/workspaces")
+
+    assert "0.25 vCPU and 0.5 GiB each" in section
+    for _, app in container_apps(resources_tree, resolver):
+        (container,) = app["properties"]["template"]["containers"]
+        assert container["resources"]["cpu"]["function"]["parameters"]["arg_1"] == "0.25"
+        assert container["resources"]["memory"] == "0.5Gi"
+    assert "container registry (Basic)" in section
+    assert [resource_body(r)["sku"]["name"] for r in registry.values()] == ["Basic"]
+    assert "(30 days retention)" in section
+    assert [resource_body(r)["properties"]["retentionInDays"] for r in workspace.values()] == [30]
+
+
+def test_readme_outputs_exist(main_tree: dict[str, Any]) -> None:
+    names = re.findall(r"azd env get-value (\w+)", readme_deployment_section())
+    assert names
+    assert set(names) <= set(main_tree["outputs"])
