@@ -40,8 +40,7 @@ IMAGES = {
 }
 FINAL_VALUE = re.compile(r"^  [0-9a-f]{32}: Counter '(.+)' final value: (\d+)$", re.MULTILINE)
 
-# SIGTERM to a stopped container must end it within this many seconds; Container Apps
-# waits 30 s by default before it kills a replica.
+# Seconds within which a container must exit after SIGTERM.
 STOP_DEADLINE = 5
 
 pytestmark = pytest.mark.e2e

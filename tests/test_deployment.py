@@ -380,7 +380,7 @@ def test_cloud_settings_are_what_code_reads(
         }
     )
     settings = load_settings(environ)
-    # The connection string would replace the three variables; the apps do not set it.
+    # The connection string would replace the three variables, and the apps do not set it.
     read = environ.read - {"DURABLE_TASK_SCHEDULER_CONNECTION_STRING"}
 
     assert settings.authentication is Authentication.MANAGED_IDENTITY
@@ -427,8 +427,8 @@ def test_worker_scales_on_scheduler(
     scheduler = only_resource_of_type(resources_tree, "Microsoft.DurableTask/schedulers")
     hub = only_resource_of_type(resources_tree, "Microsoft.DurableTask/schedulers/taskHubs")
 
-    # Replica bounds are parameters; at least one replica by default, because a worker
-    # without ingress is woken from zero only by the scaler.
+    # Replica bounds are parameters, with at least one replica by default, because a
+    # worker without ingress is woken from zero only by the scaler.
     assert scale["minReplicas"] == "workerMinReplicas"
     assert scale["maxReplicas"] == "workerMaxReplicas"
     assert main_tree["parameters"]["workerMinReplicas"]["default"] >= 1
