@@ -1,5 +1,7 @@
 // Everything inside the resource group: identity, logs, registry, scheduler, task hub,
 // role assignments, and the worker and client container apps.
+// NOTE: this file is parsed in the tests but has not been compiled by the Bicep compiler
+// or deployed, so a property of the wrong type or name would first show at `azd up`.
 
 param location string
 param tags object
@@ -208,6 +210,8 @@ resource workerApp 'Microsoft.App/containerApps@2025-01-01' = {
                 workItemType: workItemType
                 maxConcurrentWorkItemsCount: '1'
               }
+              // NOTE: `identity` on a custom scale rule is taken from the Microsoft.App API
+              // reference (2024-10-02-preview onwards); it is untested against a deployment.
               identity: identity.id
             }
           }
