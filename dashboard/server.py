@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from types import FrameType
@@ -64,12 +65,28 @@ def start_dashboard(
     app = create_app(client, endpoint, refresh_seconds)
     # werkzeug logs every request at INFO, and every open page asks every few seconds.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    # werkzeug's threaded server: one thread per request, which suits a page or two
-    # refreshing every few seconds on a developer's machine.
-    server = make_server(host, port, app, threaded=True)
+    # werkzeug's make_server calls sys.exit() when it cannot bind, which would end the
+    # scheduler this may run in. Binding here first turns that into an OSError.
+    with _listening_socket(host, port) as listener:
+        # werkzeug's threaded server: one thread per request, which suits a page or two
+        # refreshing every few seconds on a developer's machine.
+        server = make_server(host, port, app, threaded=True, fd=listener.fileno())
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return RunningDashboard(server, thread, client)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def start_for_local_scheduler(grpc_address: str, host: str, port: int) -> RunningDashboard | None:
