@@ -276,7 +276,7 @@ def list_entities(
         raise InvalidFilter("Invalid filter: entity names and keys never contain '@'.")
     prefix = f"@{name}@{key_prefix}" if name else "@"
 
-    # include_transient=True asks for every entity, also those without state. A
+    # include_transient=True requests every entity, also those without state. A
     # correct scheduler then lists entities that have only queued operations, and the
     # in-memory backend of durabletask 1.12.0, which reads the flag inverted, lists
     # every entity too. The default (False) would hide, on that backend, each entity
@@ -286,7 +286,7 @@ def list_entities(
     rows = [_entity_row(metadata) for metadata in client.get_all_entities(query)]
 
     # An entity whose state was deleted and that has nothing queued no longer exists
-    # for its user, though that backend still lists it; a correct one would not.
+    # for its user. That backend still lists it, but a correct one would not.
     visible = [row for row in rows if row.state is not None or row.backlog > 0]
     if not name and key_prefix:
         visible = [row for row in visible if row.key.startswith(key_prefix)]

@@ -112,7 +112,11 @@ def test_orchestration_detail_has_entity_history(
         "call 'get'",
     ]
     assert "call returned 12" in [row.summary for row in detail.history]
+    # The in-memory backend stamps only the OrchestratorStarted events.
+    assert detail.history[0].kind == "Orchestrator started"
     assert detail.history[0].timestamp is not None
+    assert detail.history[1].kind == "Execution started"
+    assert detail.history[1].timestamp is None
     assert [row.number for row in detail.history] == list(range(1, len(detail.history) + 1))
 
 
