@@ -22,6 +22,11 @@ worker: $(RUNTIME_STAMP)
 client: $(RUNTIME_STAMP)
 	$(BIN)/python client.py $(ARGS)
 
+# The read-only web dashboard for the scheduler at ENDPOINT, e.g. make dashboard ENDPOINT=http://localhost:8080
+.PHONY: dashboard
+dashboard: $(RUNTIME_STAMP)
+	$(BIN)/python -m dashboard $(ARGS)
+
 test: $(DEV_STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,6 +1,7 @@
 """Serve the SDK's in-memory backend as a standalone gRPC scheduler.
 
     python -m local_scheduler [--host 127.0.0.1] [--port 8080] [--max-threads 64]
+                              [--dashboard-port 8082 | --no-dashboard]
 
 Workers and clients connect to it as they would to the emulator, with
 ENDPOINT=http://localhost:8080. Everything is kept in memory and lost when the
@@ -25,6 +26,7 @@ logger = logging.getLogger("local_scheduler")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+DEFAULT_DASHBOARD_PORT = 8082
 
 # Each worker's GetWorkItems stream and each client blocked in
 # wait_for_orchestration_completion holds one server thread for as long as it
@@ -89,9 +91,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every request the backend handles"
     )
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_DASHBOARD_PORT,
+        help="HTTP port of the read-only web dashboard, on the same host (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-dashboard", action="store_true", help="do not start the web dashboard"
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is out of range; use 0 to 65535")
+    if not 0 <= args.dashboard_port <= 65535:
+        parser.error(f"--dashboard-port {args.dashboard_port} is out of range; use 0 to 65535")
     if args.max_threads < 4:
         parser.error(f"--max-threads {args.max_threads} is too small; use at least 4")
     return args
@@ -132,7 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             args.host,
         )
 
+    dashboard = None
+    if not args.no_dashboard:
+        # Imported here so that --no-dashboard never loads Flask.
+        from dashboard.server import start_for_local_scheduler
+
+        dashboard = start_for_local_scheduler(scheduler.address, args.host, args.dashboard_port)
+
     stop_requested.wait()
+    if dashboard is not None:
+        dashboard.stop()
     scheduler.stop()
     logger.info("Local scheduler stopped")
     return 0

@@ -1,9 +1,11 @@
 """One-command demo: scheduler (if needed), worker and client, then clean up.
 
-    python scripts/demo.py [--keep-running] [client arguments...]
+    python scripts/demo.py [--keep-running] [--dashboard-port N | --no-dashboard]
+                           [client arguments...]
 
 If nothing answers at ENDPOINT and it names this machine, a local scheduler is
-started on its port. The worker's and scheduler's logs are shown with a prefix.
+started on its port, with its web dashboard on port 8082 (--dashboard-port).
+The worker's and scheduler's logs are shown with a prefix.
 Everything this script started is stopped at the end, also after a failure or
 Ctrl+C, and the exit status is the client's.
 """
@@ -11,11 +13,13 @@ Ctrl+C, and the exit status is the client's.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -32,6 +36,10 @@ from sample.settings import SettingsError, load_settings  # noqa: E402
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 STOP_TIMEOUT = 10.0
+DEFAULT_DASHBOARD_PORT = 8082
+# The local scheduler logs this line once its dashboard listens.
+DASHBOARD_LINE = re.compile(r"Dashboard at (http://\S+)")
+DASHBOARD_NOT_STARTED = "Dashboard not started"
 
 
 def scheduler_answers(endpoint: str, timeout: float = 1.0) -> bool:
@@ -61,13 +69,35 @@ def wait_until_answers(
         time.sleep(0.1)
 
 
-def relay_output(stream: IO[str], prefix: str) -> None:
+class DashboardWatch:
+    """The dashboard URL that the local scheduler logs, once it has logged one or failed."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.decided = threading.Event()
+
+    def check(self, line: str) -> None:
+        match = DASHBOARD_LINE.search(line)
+        if match:
+            self.url = match.group(1)
+            self.decided.set()
+        elif DASHBOARD_NOT_STARTED in line:
+            self.decided.set()
+
+
+def relay_output(
+    stream: IO[str], prefix: str, on_line: Callable[[str], None] | None = None
+) -> None:
     for line in stream:
         sys.stderr.write(f"{prefix} | {line}")
         sys.stderr.flush()
+        if on_line is not None:
+            on_line(line)
 
 
-def start(command: list[str], prefix: str) -> subprocess.Popen[str]:
+def start(
+    command: list[str], prefix: str, on_line: Callable[[str], None] | None = None
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -79,7 +109,9 @@ def start(command: list[str], prefix: str) -> subprocess.Popen[str]:
         start_new_session=True,
     )
     assert process.stdout is not None
-    threading.Thread(target=relay_output, args=(process.stdout, prefix), daemon=True).start()
+    threading.Thread(
+        target=relay_output, args=(process.stdout, prefix, on_line), daemon=True
+    ).start()
     return process
 
 
@@ -99,15 +131,46 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Split the demo's own options from the client arguments that follow them."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
         "--keep-running",
         action="store_true",
         help="after the client, keep the scheduler and worker running until Ctrl+C",
     )
-    args, client_args = parser.parse_known_args(argv)
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_DASHBOARD_PORT,
+        help="port of the dashboard of the local scheduler this script starts "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="start the local scheduler without its dashboard",
+    )
+    return parser.parse_known_args(argv)
 
+
+def scheduler_command(port: str, args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "local_scheduler", "--port", port]
+    if args.no_dashboard:
+        return [*command, "--no-dashboard"]
+    return [*command, "--dashboard-port", str(args.dashboard_port)]
+
+
+def announce_dashboard(watch: DashboardWatch) -> None:
+    # The scheduler logs the dashboard's address within a second of starting, long
+    # before the client ends; the timeout only covers a slow relay thread.
+    watch.decided.wait(timeout=5)
+    if watch.url:
+        print(f"demo: dashboard at {watch.url}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, client_args = parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -117,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started: list[tuple[str, subprocess.Popen[str]]] = []
     status: int | None = None
+    dashboard = DashboardWatch()
     try:
         if not settings.secure and not scheduler_answers(settings.endpoint):
             parts = urlsplit(settings.endpoint)
@@ -128,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             port = str(parts.port or 80)
             print(f"demo: starting a local scheduler on port {port}", file=sys.stderr)
-            scheduler = start(
-                [sys.executable, "-m", "local_scheduler", "--port", port], "scheduler"
-            )
+            scheduler = start(scheduler_command(port, args), "scheduler", dashboard.check)
             started.append(("scheduler", scheduler))
             wait_until_answers(settings.endpoint, scheduler)
 
@@ -138,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         status = subprocess.call([sys.executable, "client.py", *client_args], cwd=ROOT)
 
         if args.keep_running:
+            if started[0][0] == "scheduler" and not args.no_dashboard:
+                announce_dashboard(dashboard)
             print("demo: still running; press Ctrl+C to stop", file=sys.stderr)
             threading.Event().wait()
     except KeyboardInterrupt:

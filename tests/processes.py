@@ -109,6 +109,9 @@ class Process:
 
 
 def start_scheduler(port: int, log_path: Path, *extra_args: str) -> Process:
+    # A test that wants the dashboard asks for it on a free port; 8082 may be in use.
+    if not any(arg.startswith("--dashboard") for arg in extra_args):
+        extra_args = ("--no-dashboard", *extra_args)
     process = Process([PYTHON, "-m", "local_scheduler", "--port", str(port), *extra_args], log_path)
     endpoint = f"http://127.0.0.1:{port}"
     try:
