@@ -16,6 +16,7 @@ from durabletask.worker import TaskHubGrpcWorker
 from local_scheduler.server import start_scheduler
 from sample.accounts import (
     LARGE_WITHDRAWAL,
+    MAX_AUDIT_ENTRIES,
     Account,
     account_id,
     account_operation,
@@ -153,6 +154,21 @@ def test_audit_delete_and_unknown_operation(client: TaskHubGrpcClient) -> None:
 
     client.signal_entity(audit_id(key), "delete")
     wait_for(lambda: stored(client, audit_id(key)) is None, 15, "audit state deleted")
+
+
+def test_audit_keeps_latest_entries(client: TaskHubGrpcClient) -> None:
+    key = new_key()
+    for number in range(MAX_AUDIT_ENTRIES + 5):
+        client.signal_entity(audit_id(key), "record", input={"withdrawal": number})
+
+    def entries() -> list[Any]:
+        return stored(client, audit_id(key)) or []
+
+    wait_for(
+        lambda: entries()[-1:] == [{"withdrawal": MAX_AUDIT_ENTRIES + 4}], 15, "last audit entry"
+    )
+    assert len(entries()) == MAX_AUDIT_ENTRIES
+    assert entries()[0] == {"withdrawal": 5}
 
 
 def test_transfer_moves_amount(client: TaskHubGrpcClient) -> None:

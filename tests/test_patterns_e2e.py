@@ -7,13 +7,15 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 
 from sample.accounts import LARGE_WITHDRAWAL, account_id, transfer_funds
-from tests.processes import Process, run_client, wait_for
+from sample.counter import counter_id
+from tests.processes import Process, run_client, start_worker, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -148,6 +150,34 @@ def test_list_without_name_shows_all_kinds(endpoint: str, worker: Process, uniqu
 
     assert f"@account@{unique_key}" in listed
     assert re.search(rf"^@counter@{unique_key} +75$", listed, re.MULTILINE), listed
+
+
+def test_reset_keeps_counter_listed(
+    endpoint: str, sdk_client: TaskHubGrpcClient, unique_key: str
+) -> None:
+    client_ok(endpoint, unique_key, "--count", "0")  # the counter demo: value 75
+
+    sdk_client.signal_entity(counter_id(unique_key), "reset")
+
+    # Unlike delete, reset stores 0, so the entity still exists and is listed.
+    expected = f"@counter@{unique_key}  0\n1 entity\n"
+    wait_for(
+        lambda: client_ok(endpoint, "list", "counter", unique_key) == expected,
+        20,
+        "counter listed with 0",
+    )
+
+
+def test_sub_command_word_as_counter_key(private_endpoint: str, tmp_path: Path) -> None:
+    # A scheduler of its own, because the key "list" is the same in every run.
+    worker = start_worker(private_endpoint, tmp_path / "worker.log")
+    try:
+        result = run_client(private_endpoint, "--count", "0", "--", "list")
+    finally:
+        worker.stop()
+
+    assert result.returncode == 0, result.stderr
+    assert "Counter 'list' value: 75\n" in result.stdout
 
 
 def test_delete_missing_entity_fails(endpoint: str, worker: Process, unique_key: str) -> None:
