@@ -194,16 +194,17 @@ class Transfer:
 def transfer_funds(
     ctx: task.OrchestrationContext, request: Any
 ) -> Generator[task.Task[Any], Any, dict[str, Any]]:
-    """Move an amount between two accounts if the source holds enough; return the outcome.
+    """Move an amount between two accounts if the source balance covers it.
 
-    The result says whether the amount moved and gives both balances afterwards.
+    The result contains the request, whether the amount moved, and both balances after it.
     """
     transfer = Transfer.from_input(request)
     source, target = account_id(transfer.source), account_id(transfer.target)
 
     # The critical section: until the block ends, the scheduler delivers no operation
-    # from another orchestration to either account, so the balance read below still
-    # holds when the withdrawal runs, and no one sees the money in neither account.
+    # from another orchestration to either account. So the balance read below is still
+    # the balance when the withdrawal runs, and no other orchestration can read the
+    # accounts between the withdrawal and the deposit.
     with (yield ctx.lock_entities([source, target])):
         source_balance = yield ctx.call_entity(source, "balance")
         moved = source_balance >= transfer.amount

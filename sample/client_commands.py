@@ -61,7 +61,7 @@ EXIT_INTERRUPTED = 130
 
 
 class CommandFailed(Exception):
-    """A sub-command could not finish; the message says what to do."""
+    """A sub-command could not finish; the message explains what to do next."""
 
 
 def run_command(argv: list[str]) -> int:
@@ -264,7 +264,8 @@ def run_delayed(client: TaskHubGrpcClient, args: argparse.Namespace) -> int:
     before = read_state(client, entity_id) or 0
 
     print(f"Signalling {entity_id}: add 1, delivered {args.delay:g} s from now")
-    # signal_time is read by the scheduler's clock, which is this machine's clock here.
+    # The scheduler compares signal_time with its own clock, so with a scheduler on
+    # another machine a clock difference shifts the delivery by as much.
     sent = time.monotonic()
     deliver_at = datetime.now(UTC) + timedelta(seconds=args.delay)
     client.signal_entity(entity_id, "add", input=1, signal_time=deliver_at)
@@ -365,7 +366,10 @@ def read_state(client: TaskHubGrpcClient, entity_id: EntityInstanceId) -> Any:
 
 
 def wait_until(condition: Callable[[], bool], deadline: float, message: str) -> float:
-    """Poll `condition` until it holds and return when it did; raise CommandFailed at deadline."""
+    """Poll `condition` until it is true and return the monotonic time it became true.
+
+    Raise CommandFailed with `message` once `deadline` passes.
+    """
     while not condition():
         if time.monotonic() > deadline:
             raise CommandFailed(message)

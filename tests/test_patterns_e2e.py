@@ -15,7 +15,7 @@ from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 
 from sample.accounts import LARGE_WITHDRAWAL, account_id, transfer_funds
 from sample.counter import counter_id
-from tests.processes import Process, run_client, start_worker, wait_for
+from tests.processes import Process, free_port, run_client, start_worker, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -222,6 +222,15 @@ def test_transfer_times_out_without_worker(private_endpoint: str) -> None:
     assert result.returncode == 1
     assert "did not finish within 2 s" in result.stderr
     assert "Is worker.py running" in result.stderr
+
+
+def test_sub_command_without_scheduler_fails() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = run_client(endpoint, "list", timeout=30)
+
+    assert result.returncode == 1
+    assert f"Cannot reach the scheduler at {endpoint}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["delayed", "account", "transfer", "list", "delete"])
