@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from durabletask import task
 from durabletask.client import OrchestrationState, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.entities import DurableEntity, EntityInstanceId
 from durabletask.worker import TaskHubGrpcWorker
 
 from local_scheduler.server import start_scheduler
@@ -28,6 +30,23 @@ from sample.counter import counter, counter_id
 from tests.processes import wait_for
 
 
+class Probe(DurableEntity):
+    """Test entity: shows that attributes on `self` do not outlive one operation."""
+
+    def remember(self, value: object) -> None:
+        self.value = value
+
+    def recall(self) -> object:
+        return getattr(self, "value", None)
+
+
+def call_probe(ctx: task.OrchestrationContext, key: str) -> Generator[Any, Any, Any]:
+    entity_id = EntityInstanceId("probe", key)
+    yield ctx.call_entity(entity_id, "remember", input="kept?")
+    recalled = yield ctx.call_entity(entity_id, "recall")
+    return recalled
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[TaskHubGrpcClient]:
     scheduler = start_scheduler(port=0)
@@ -36,6 +55,8 @@ def client() -> Iterator[TaskHubGrpcClient]:
     worker.add_entity(Account)
     worker.add_entity(audit)
     worker.add_entity(counter)
+    worker.add_entity(Probe)
+    worker.add_orchestrator(call_probe)
     worker.add_orchestrator(account_operation)  # type: ignore[arg-type]
     worker.add_orchestrator(transfer_funds)  # type: ignore[arg-type]
     worker.start()
@@ -69,6 +90,13 @@ def operate(client: TaskHubGrpcClient, key: str, operation: str, amount: Any = N
 def stored(client: TaskHubGrpcClient, entity_id: Any) -> Any:
     metadata = client.get_entity(entity_id)
     return None if metadata is None else metadata.get_typed_state()
+
+
+def test_class_entity_instance_per_operation(client: TaskHubGrpcClient) -> None:
+    state = run(client, call_probe, new_key())
+
+    assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+    assert state.get_output() is None
 
 
 def test_deposit_withdraw_balance(client: TaskHubGrpcClient) -> None:
