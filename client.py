@@ -26,6 +26,7 @@ import grpc
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.entities import EntityInstanceId
 
+from sample.client_commands import COMMANDS, run_command
 from sample.counter import counter_id, counter_workflow
 from sample.runtime import configure_logging, create_client
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
@@ -43,6 +44,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+SUB_COMMANDS_HELP = """
+More entity patterns, each with its own --help:
+  python client.py delayed [KEY] [--delay SECONDS]   delayed signal to a counter
+  python client.py account KEY {deposit,withdraw,balance} [AMOUNT]
+  python client.py transfer SOURCE TARGET AMOUNT     critical section over two accounts
+  python client.py list [NAME [KEY_PREFIX]]          entities and their states
+  python client.py delete NAME KEY                   delete an account or audit entity
+To use one of these words as the counter key, put -- before it: python client.py -- list
+"""
 
 
 class DemoFailed(Exception):
@@ -80,7 +92,8 @@ def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) ->
         description="Signal the counter entity, read it back, then run counter_workflow "
         "orchestrations.",
         epilog="Connection settings come from ENDPOINT, TASKHUB, AZURE_MANAGED_IDENTITY_CLIENT_ID "
-        "or DURABLE_TASK_SCHEDULER_CONNECTION_STRING.",
+        "or DURABLE_TASK_SCHEDULER_CONNECTION_STRING.\n" + SUB_COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "key", nargs="?", default=DEFAULT_KEY, help="entity key (default: %(default)s)"
@@ -304,7 +317,10 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit status
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments and arguments[0] in COMMANDS:
+        return run_command(arguments)
     options = parse_args(argv)
     configure_logging(options.verbose)
 

@@ -1,4 +1,8 @@
-"""Worker: runs the `counter` entity and the `counter_workflow` orchestrator.
+"""Worker: runs the sample's entities and orchestrators.
+
+It registers the function-based `counter` entity with `counter_workflow`, and
+the class-based `account` entity with the `audit` entity and the
+`transfer_funds` and `account_operation` orchestrators.
 
     python worker.py [--verbose]
 
@@ -15,6 +19,7 @@ import signal
 import threading
 from types import FrameType
 
+from sample.accounts import Account, account_operation, audit, transfer_funds
 from sample.counter import counter, counter_workflow
 from sample.runtime import configure_logging, create_worker, sdk_logger
 from sample.settings import AuthenticationError, SettingsError, load_settings
@@ -63,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_entity(counter)
     # mypy cannot infer the output type through the SDK's `Generator | TOutput` alias.
     worker.add_orchestrator(counter_workflow)  # type: ignore[arg-type]
+    # A DurableEntity subclass registers under its class name, lowercased: `account`.
+    worker.add_entity(Account)
+    worker.add_entity(audit)
+    worker.add_orchestrator(transfer_funds)  # type: ignore[arg-type]
+    worker.add_orchestrator(account_operation)  # type: ignore[arg-type]
 
     stop_requested = threading.Event()
 
