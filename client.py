@@ -30,6 +30,7 @@ from sample.client_commands import COMMANDS, run_command
 from sample.counter import counter_id, counter_workflow
 from sample.runtime import configure_logging, create_client
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
+from sample.shutdown import StopSignals, unblock_stop_signals
 
 logger = logging.getLogger("client")
 
@@ -212,7 +213,7 @@ def run_orchestrations(
     options: Options,
     deadline: float,
     out: TextIO,
-    pause: Callable[[float], None],
+    pause: Callable[[float], object],
 ) -> int:
     """Schedule counter_workflow orchestrations, wait for all, and return how many failed."""
     keys = [f"{options.key}-orch-{number}" for number in range(1, options.count + 1)]
@@ -264,7 +265,7 @@ def run_demo(
     client: TaskHubGrpcClient,
     options: Options,
     out: TextIO = sys.stdout,
-    pause: Callable[[float], None] = time.sleep,
+    pause: Callable[[float], object] = time.sleep,
 ) -> int:
     """Run one round of the demo and return the exit status."""
     deadline = time.monotonic() + options.timeout
@@ -274,31 +275,29 @@ def run_demo(
 
 
 def run_forever(
-    client: TaskHubGrpcClient,
-    settings: Settings,
-    options: Options,
-    pause: Callable[[float], None] = time.sleep,
+    client: TaskHubGrpcClient, settings: Settings, options: Options, stop: StopSignals
 ) -> int:
-    """Run rounds until Ctrl+C or SIGTERM; a failed round is logged and the next one still runs."""
+    """Run rounds until Ctrl+C or SIGTERM; a failed round is logged and the next one still runs.
+
+    A stop signal ends the pause between rounds or schedules at once. A call in
+    progress (at most --timeout seconds) finishes first; orchestrations already
+    scheduled keep running in the scheduler.
+    """
     round_number = 0
-    try:
-        while True:
-            round_number += 1
-            logger.info("Round %d starting", round_number)
-            try:
-                if run_demo(client, options, pause=pause) != EXIT_OK:
-                    logger.error("Round %d: some orchestrations did not complete", round_number)
-            except DemoFailed as error:
-                logger.error("Round %d failed: %s", round_number, error)
-            except grpc.RpcError as error:
-                logger.error(
-                    "Round %d failed: %s", round_number, describe_rpc_error(error, settings)
-                )
+    while not stop.is_set():
+        round_number += 1
+        logger.info("Round %d starting", round_number)
+        try:
+            if run_demo(client, options, pause=stop.wait) != EXIT_OK:
+                logger.error("Round %d: some orchestrations did not complete", round_number)
+        except DemoFailed as error:
+            logger.error("Round %d failed: %s", round_number, error)
+        except grpc.RpcError as error:
+            logger.error("Round %d failed: %s", round_number, describe_rpc_error(error, settings))
+        if not stop.is_set():
             logger.info("Next round in %g s", options.round_interval)
-            pause(options.round_interval)
-    except KeyboardInterrupt:
-        # Orchestrations already scheduled keep running in the scheduler.
-        logger.info("Stopped during round %d", round_number)
+            stop.wait(options.round_interval)
+    logger.info("Received %s; stopped after round %d", stop.received, round_number)
     return EXIT_OK
 
 
@@ -318,11 +317,16 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit status
+    # A parent that waits with StopSignals (scripts/demo.py) leaves these blocked.
+    unblock_stop_signals()
     arguments = sys.argv[1:] if argv is None else argv
     if arguments and arguments[0] in COMMANDS:
         return run_command(arguments)
     options = parse_args(argv)
     configure_logging(options.verbose)
+    # Loop mode runs for days in a container: it takes SIGTERM through StopSignals,
+    # created before gRPC starts any thread.
+    stop = StopSignals() if options.loop else None
 
     try:
         settings = load_settings()
@@ -331,13 +335,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         logger.error("%s", error)
         return EXIT_USAGE
 
-    # SIGTERM, as sent by a container platform, stops the client like Ctrl+C does.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if options.loop:
+    if stop is not None:
         try:
-            return run_forever(client, settings, options)
+            return run_forever(client, settings, options, stop)
         finally:
             client.close()
+
+    # SIGTERM stops a single run like Ctrl+C does.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
     try:
         status = run_demo(client, options)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
 from sample.accounts import Account, account_operation, audit, transfer_funds
 from sample.counter import counter, counter_workflow
 from sample.runtime import configure_logging, create_worker, sdk_logger
 from sample.settings import AuthenticationError, SettingsError, load_settings
+from sample.shutdown import StopSignals
 
 logger = logging.getLogger("worker")
 
@@ -57,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.verbose)
+    # Before the SDK starts any thread: see StopSignals for why.
+    stop = StopSignals()
 
     try:
         settings = load_settings()
@@ -74,21 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_orchestrator(transfer_funds)  # type: ignore[arg-type]
     worker.add_orchestrator(account_operation)  # type: ignore[arg-type]
 
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("Received %s; finishing the work items in hand", signal.Signals(signum).name)
-        stop_requested.set()
-
-    # Explicit handlers, because as PID 1 in a container SIGTERM has no default action.
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    sdk_logger("worker").addFilter(StopNoiseFilter(stop_requested))
+    sdk_logger("worker").addFilter(StopNoiseFilter(stop.event))
 
     worker.start()
     logger.info("Worker started: %s; press Ctrl+C to stop", settings.describe())
-    stop_requested.wait()
+    stop.wait()
 
+    name = stop.received.name if stop.received else "stop signal"
+    logger.info("Received %s; finishing the work items in hand", name)
     worker.stop()
     logger.info("Worker stopped")
     return 0

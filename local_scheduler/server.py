@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from concurrent import futures
 from dataclasses import dataclass
-from types import FrameType
 
 import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.testing import InMemoryOrchestrationBackend
+
+from sample.shutdown import StopSignals
 
 logger = logging.getLogger("local_scheduler")
 
@@ -117,21 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The backend logs every signal and stream at INFO.
     logging.getLogger("durabletask").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    # Before gRPC starts its threads: see StopSignals for why.
+    stop = StopSignals()
 
     try:
         scheduler = start_scheduler(args.host, args.port, args.max_threads)
     except OSError as error:
         logger.error("%s", error)
         return 1
-
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("Received %s; stopping", signal.Signals(signum).name)
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
 
     logger.info(
         "Local scheduler listening on http://%s (%d server threads); press Ctrl+C to stop",
@@ -152,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
         dashboard = start_for_local_scheduler(scheduler.address, args.host, args.dashboard_port)
 
-    stop_requested.wait()
+    stop.wait()
+    logger.info("Received %s; stopping", stop.received.name if stop.received else "stop signal")
     if dashboard is not None:
         dashboard.stop()
     scheduler.stop()

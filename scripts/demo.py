@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sample.settings import SettingsError, load_settings  # noqa: E402
+from sample.shutdown import StopSignals  # noqa: E402
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 STOP_TIMEOUT = 10.0
@@ -54,10 +54,12 @@ def scheduler_answers(endpoint: str, timeout: float = 1.0) -> bool:
 
 
 def wait_until_answers(
-    endpoint: str, process: subprocess.Popen[str], timeout: float = 15.0
+    endpoint: str, process: subprocess.Popen[str], stop: StopSignals, timeout: float = 15.0
 ) -> None:
     deadline = time.monotonic() + timeout
     while not scheduler_answers(endpoint, timeout=0.5):
+        if stop.is_set():
+            return
         if process.poll() is not None:
             raise RuntimeError(
                 f"the local scheduler exited with status {process.returncode}; see its log above"
@@ -115,7 +117,7 @@ def start(
     return process
 
 
-def stop(process: subprocess.Popen[str], name: str) -> None:
+def stop_process(process: subprocess.Popen[str], name: str) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -125,10 +127,6 @@ def stop(process: subprocess.Popen[str], name: str) -> None:
         print(f"demo: {name} did not stop within {STOP_TIMEOUT:g} s; killing it", file=sys.stderr)
         process.kill()
         process.wait()
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -177,7 +175,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {error}", file=sys.stderr)
         return 2
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    client: subprocess.Popen[bytes] | None = None
+
+    def forward_sigterm(received: signal.Signals) -> None:
+        # Ctrl+C in a terminal reaches the client, which shares this process group,
+        # by itself; a SIGTERM sent to this script alone is passed on.
+        if received is signal.SIGTERM and client is not None and client.poll() is None:
+            client.send_signal(signal.SIGTERM)
+
+    # Before any thread starts: see StopSignals. Cleanup is bounded, so a second
+    # Ctrl+C does not cut it short and leave children behind.
+    stop = StopSignals(on_signal=forward_sigterm, exit_on_second=False)
     started: list[tuple[str, subprocess.Popen[str]]] = []
     status: int | None = None
     dashboard = DashboardWatch()
@@ -194,27 +202,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo: starting a local scheduler on port {port}", file=sys.stderr)
             scheduler = start(scheduler_command(port, args), "scheduler", dashboard.check)
             started.append(("scheduler", scheduler))
-            wait_until_answers(settings.endpoint, scheduler)
+            wait_until_answers(settings.endpoint, scheduler, stop)
 
         started.append(("worker", start([sys.executable, "worker.py"], "worker")))
-        status = subprocess.call([sys.executable, "client.py", *client_args], cwd=ROOT)
+        if not stop.is_set():
+            # The client inherits this process's blocked signals and unblocks them itself.
+            client_process = subprocess.Popen([sys.executable, "client.py", *client_args], cwd=ROOT)
+            client = client_process
+            status = client_process.wait()
 
-        if args.keep_running:
+        if args.keep_running and not stop.is_set():
             if started[0][0] == "scheduler" and not args.no_dashboard:
                 announce_dashboard(dashboard)
             print("demo: still running; press Ctrl+C to stop", file=sys.stderr)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        print("demo: interrupted", file=sys.stderr)
-        if status is None:
-            status = 130
+            stop.wait()
     except RuntimeError as error:
         print(f"demo: {error}", file=sys.stderr)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if stop.is_set():
+            print("demo: interrupted", file=sys.stderr)
         for name, process in reversed(started):
-            stop(process, name)
-    return 1 if status is None else status
+            stop_process(process, name)
+    if status is None:
+        return 130 if stop.is_set() else 1
+    return status
 
 
 if __name__ == "__main__":
