@@ -72,6 +72,7 @@ class Load:
     signals: int
     send_seconds: float
     apply_seconds: float
+    worker_cpu_seconds: float
 
     @property
     def applied_per_second(self) -> float:
@@ -85,16 +86,19 @@ async def apply_load(
     signals: int,
     in_flight: int,
     *,
-    backlog_of: list[Child] | None = None,
+    workers: list[Child],
+    backlog: bool = False,
 ) -> Load:
     """Send the signals with `in_flight` requests outstanding; time until all are applied.
 
-    Without `backlog_of`, the clock runs while the client sends, so the figure is
+    Without `backlog`, the clock runs while the client sends, so the figure is
     the rate of the whole path: client, scheduler and worker sharing the cores.
-    With it, those workers are paused while the signals queue in the scheduler and
+    With it, the workers are paused while the signals queue in the scheduler and
     the clock starts when they resume, so the figure is the workers' own rate.
     Either way the clock stops when every counter shows its total: this measures
-    what the workers applied, not what the client sent.
+    what the workers applied, not what the client sent. The CPU time the workers
+    used meanwhile is recorded too, because it hardly depends on what else the
+    machine runs.
     """
     names = [f"{prefix}-{index}" for index in range(keys)]
     ids = [counter_id(name) for name in names]
@@ -107,14 +111,16 @@ async def apply_load(
             next_index += 1
             await client.signal_entity(ids[index % keys], "add", input=1)
 
-    for worker in backlog_of or []:
-        worker.pause()
+    if backlog:
+        for worker in workers:
+            worker.pause()
+    cpu_before = sum(worker.cpu_seconds() for worker in workers)
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(min(in_flight, signals))))
     sent = time.perf_counter() - started
-    if backlog_of:
+    if backlog:
         started = time.perf_counter()
-        for worker in backlog_of:
+        for worker in workers:
             worker.resume()
 
     expected = {
@@ -122,7 +128,8 @@ async def apply_load(
     }
     await wait_for_values(client, expected)
     applied = time.perf_counter() - started
-    return Load(signals, sent, applied)
+    cpu = sum(worker.cpu_seconds() for worker in workers) - cpu_before
+    return Load(signals, sent, applied, cpu)
 
 
 async def wait_until_workers_ready(

@@ -89,6 +89,17 @@ class Child:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def cpu_seconds(self) -> float:
+        """Return the user plus system CPU time the process has used, from /proc."""
+        try:
+            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime and stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def pause(self) -> None:
         """Freeze the process (SIGSTOP); work items sent to it wait until resume()."""
         self.popen.send_signal(signal.SIGSTOP)

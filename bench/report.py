@@ -96,6 +96,15 @@ def throughput_figures(raw: dict[str, Any]) -> list[Figure]:
                         values,
                     )
                 )
+            for kind in ("sample", "bare"):
+                figures.append(
+                    summarise(
+                        f"throughput_{mode}_cpu_{kind}_{key_label(keys)}",
+                        f"{MODE_TEXT[mode]}, {kind} worker CPU per signal, {keys_text(keys)}",
+                        "us",
+                        [1e6 * r["worker_cpu_seconds"] / r["signals"] for r in by_kind[kind][keys]],
+                    )
+                )
             ratios = [
                 sample / bare
                 for sample, bare in zip(by_kind_rates["sample"], by_kind_rates["bare"], strict=True)

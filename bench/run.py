@@ -137,14 +137,14 @@ async def measure_throughput(run: Run, bare_endpoint: str, sample_endpoint: str)
             order = ["bare", "sample"] if repetition % 2 == 0 else ["sample", "bare"]
             for keys, mode, kind in itertools.product(KEY_COUNTS, MODES, order):
                 prefix = f"tp-{run.tag}-{mode}-{kind}-{keys}-{repetition}"
-                backlog_of = [workers[kind]] if mode == "backlog" else None
                 load = await apply_load(
                     clients[kind],
                     prefix,
                     keys,
                     run.sizes.signals,
                     run.sizes.in_flight,
-                    backlog_of=backlog_of,
+                    workers=[workers[kind]],
+                    backlog=mode == "backlog",
                 )
                 add_result(results, [mode, kind, str(keys)], asdict(load))
         run.raw["throughput"] = results
@@ -169,14 +169,14 @@ async def measure_scale_out(run: Run, endpoint: str) -> None:
             for repetition in range(run.sizes.repetitions):
                 for keys, mode in itertools.product(KEY_COUNTS, MODES):
                     prefix = f"so-{run.tag}-{mode}-{count}-{keys}-{repetition}"
-                    backlog_of = workers if mode == "backlog" else None
                     load = await apply_load(
                         client,
                         prefix,
                         keys,
                         run.sizes.signals,
                         run.sizes.in_flight,
-                        backlog_of=backlog_of,
+                        workers=workers,
+                        backlog=mode == "backlog",
                     )
                     add_result(results, [mode, str(count), str(keys)], asdict(load))
         finally:

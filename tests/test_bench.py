@@ -20,7 +20,7 @@ FIGURE_IDS = {
     *(
         f"throughput_{mode}_{kind}_{keys}"
         for mode in ("load", "backlog")
-        for kind in ("sample", "bare", "ratio")
+        for kind in ("sample", "bare", "ratio", "cpu_sample", "cpu_bare")
         for keys in ("1key", "100keys")
     ),
     *(
