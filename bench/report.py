@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 
 MB = 1_000_000
 MODE_TEXT = {"load": "applied while sending", "backlog": "backlog drained"}
+MODE_SHORT = {"load": "while sending", "backlog": "backlog"}
 
 # The sample's targets: (figure id, comparison, limit, wording).
 TARGETS = {
@@ -286,7 +287,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
             capsize=4,
             label=f"{kind} worker",
         )
-    ax.set_xticks(range(len(groups)), [f"{MODE_TEXT[mode]}\n{keys_text(k)}" for mode, k in groups])
+    ax.set_xticks(range(len(groups)), [f"{MODE_SHORT[mode]}\n{keys_text(k)}" for mode, k in groups])
     ax.set_ylabel("signals applied per second")
     ax.set_title("Throughput: worker.py against a bare worker")
     ax.legend()

@@ -92,3 +92,12 @@ def test_bench_rejects_too_few_signals() -> None:
 
     assert result.returncode == 2
     assert "--signals 5 must be at least 100" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["bench", "bench-quick"])
+def test_bench_make_targets_documented(target: str) -> None:
+    result = subprocess.run(
+        ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"make {target}" in (ROOT / "README.md").read_text()
