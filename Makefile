@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 # Extra arguments for the client (and for the demo), e.g. make client ARGS="other-key --count 3"
 ARGS ?=
 
-.PHONY: demo scheduler worker client test lint clean
+.PHONY: demo scheduler worker client test lint clean bench bench-quick
 
 demo: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/demo.py $(ARGS)
@@ -34,6 +34,13 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Benchmark: full run (several minutes) or quick (under a minute); ARGS are passed on.
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+bench-quick: $(DEV_STAMP)
+	$(BIN)/python -m bench --quick $(ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
