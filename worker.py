@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 
 from sample.counter import counter, counter_workflow
-from sample.runtime import configure_logging, create_worker, sdk_logger
+from sample.runtime import ConnectionLogFilter, configure_logging, create_worker, sdk_logger
 from sample.settings import AuthenticationError, SettingsError, load_settings
 
 logger = logging.getLogger("worker")
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     sdk_logger("worker").addFilter(StopNoiseFilter(stop_requested))
+    # INFO, so that the filter sees reconnections; it hides other INFO records unless --verbose.
+    sdk_logger("worker").setLevel(logging.INFO)
+    sdk_logger("worker").addFilter(ConnectionLogFilter(settings.endpoint, args.verbose))
 
     worker.start()
     logger.info("Worker started: %s; press Ctrl+C to stop", settings.describe())
