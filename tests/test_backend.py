@@ -6,6 +6,7 @@ work-item stream at an exact moment and send completions with chosen tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import inspect
 import threading
@@ -109,7 +110,7 @@ def test_sdk_internals_unchanged() -> None:
         assert hasattr(backend, attribute), f"InMemoryOrchestrationBackend.{attribute} is gone"
 
     for cls, expected in DATACLASS_FIELDS.items():
-        missing = expected - set(cls.__dataclass_fields__)
+        missing = expected - {field.name for field in dataclasses.fields(cls)}
         assert not missing, f"{cls.__name__} lost fields {missing}"
 
     # Lock isolation relies on every producer of entity operations calling
@@ -257,14 +258,14 @@ def test_timers_share_one_thread() -> None:
     scheduler = start_scheduler(port=0)
     endpoint = f"http://{scheduler.address}"
     worker = TaskHubGrpcWorker(host_address=endpoint)
-    worker.add_orchestrator(sleeper)
+    worker.add_orchestrator(sleeper)  # type: ignore[arg-type]
     worker.start()
     client = TaskHubGrpcClient(host_address=endpoint)
     backend = scheduler.backend
     try:
         threads_before = threading.active_count()
         instance_ids = [
-            client.schedule_new_orchestration(sleeper, input=3.0) for _ in range(timers)
+            client.schedule_new_orchestration("sleeper", input=3.0) for _ in range(timers)
         ]
         wait_for(lambda: backend._timers.pending() >= timers, 30, f"{timers} timers waiting")
 
