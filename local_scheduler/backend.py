@@ -360,6 +360,8 @@ class LocalSchedulerBackend(InMemoryOrchestrationBackend):
         )
         super()._grant_lock(pending)
         # Operations queued before the grant but not yet dispatched now wait too.
+        # NOTE: the service runs those before the critical section, because the lock
+        # request queues behind them; here they run after it. Both keep isolation.
         for entity_id in pending.lock_set:
             self._park_blocked_operations(self._entities[entity_id])
 

@@ -11,6 +11,7 @@ after the last one finished, and once the retention has purged them.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,9 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{port}"
     scheduler = start_scheduler(port, log_dir / "scheduler.log", "--retention", str(args.retention))
     worker = start_worker(endpoint, log_dir / "worker.log")
-    client = TaskHubGrpcClient(host_address=endpoint)
+    quiet = logging.getLogger("measure_memory")
+    quiet.setLevel(logging.WARNING)
+    client = TaskHubGrpcClient(host_address=endpoint, logger=quiet)
     try:
         before = rss_mb(scheduler.pid)
         started = time.monotonic()

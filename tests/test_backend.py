@@ -336,3 +336,29 @@ def test_retention_keeps_recent_orchestrations() -> None:
 
 def test_backend_is_a_local_scheduler_backend(scheduler: RunningScheduler) -> None:
     assert isinstance(scheduler.backend, LocalSchedulerBackend)
+
+
+def test_known_gaps_remain(scheduler: RunningScheduler) -> None:
+    """Limits the README lists; when one of these fails, update the README."""
+    from durabletask.azuremanaged.client import DurableTaskSchedulerClient
+    from durabletask.client import EntityQuery
+    from durabletask.entities import EntityInstanceId
+
+    endpoint = f"http://{scheduler.address}"
+    key = f"gap-{uuid.uuid4().hex[:8]}"
+    entity_id = EntityInstanceId("counter", key)
+    with TaskHubGrpcClient(host_address=endpoint) as client:
+        # No worker runs, so the operation stays queued.
+        client.signal_entity(entity_id, "add", input=1)
+        listed = list(
+            client.get_all_entities(EntityQuery(instance_id_starts_with=f"@counter@{key}"))
+        )
+        assert listed == []  # include_transient is inverted: queued entities are missing
+
+    other_hub = DurableTaskSchedulerClient(
+        host_address=endpoint, taskhub="another-hub", token_credential=None, secure_channel=False
+    )
+    try:
+        assert other_hub.get_entity(entity_id) is not None  # task hub names are ignored
+    finally:
+        other_hub.close()

@@ -307,6 +307,9 @@ def test_scheduler_restart_noticed(scheduler: Scheduler, tmp_path: Path, unique_
             60,
             "the worker reconnecting",
         )
+        # State is kept in memory only: the restarted scheduler has forgotten the key.
+        with TaskHubGrpcClient(host_address=scheduler.endpoint) as fresh:
+            assert fresh.get_entity(counter_id(unique_key)) is None
         back = run_client(scheduler.endpoint, f"{unique_key}-2", "--count", "1")
         assert back.returncode == 0, back.stderr
         assert "1 of 1 orchestrations completed" in back.stdout
