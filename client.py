@@ -27,7 +27,7 @@ from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.entities import EntityInstanceId
 
 from sample.client_commands import COMMANDS, run_command
-from sample.counter import counter_id, counter_workflow
+from sample.counter import MAX_KEY_LENGTH, check_key, counter_id, counter_workflow
 from sample.runtime import configure_logging, create_client
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
 from sample.shutdown import StopSignals, unblock_stop_signals
@@ -84,7 +84,8 @@ def validate_key(key: str) -> str:
             f"Invalid entity key {key!r}: it must not contain '@', which separates the "
             "entity name from the key in '@counter@<key>'. Pass a name such as my-counter."
         )
-    return key
+    # The scheduler's limits on length and characters.
+    return check_key(key)
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) -> Options:
@@ -142,6 +143,12 @@ def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) ->
         parser.error(str(error))
     if args.count < 0:
         parser.error(f"--count {args.count} is negative; use 0 or more")
+    longest = f"{args.key}-orch-{args.count}"
+    if args.count and len(longest) > MAX_KEY_LENGTH:
+        parser.error(
+            f"Entity key {args.key!r} is too long for --count {args.count}: orchestrations use "
+            f"keys up to {longest!r}, over {MAX_KEY_LENGTH} characters. Use a shorter key."
+        )
     if args.timeout <= 0:
         parser.error(f"--timeout {args.timeout} must be greater than 0 seconds")
 

@@ -19,7 +19,7 @@ import threading
 
 from sample.accounts import Account, account_operation, audit, transfer_funds
 from sample.counter import counter, counter_workflow
-from sample.runtime import configure_logging, create_worker, sdk_logger
+from sample.runtime import ConnectionLogFilter, configure_logging, create_worker, sdk_logger
 from sample.settings import AuthenticationError, SettingsError, load_settings
 from sample.shutdown import StopSignals
 
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_orchestrator(account_operation)  # type: ignore[arg-type]
 
     sdk_logger("worker").addFilter(StopNoiseFilter(stop.event))
+    # INFO, so that the filter sees reconnections; it hides other INFO records unless --verbose.
+    sdk_logger("worker").setLevel(logging.INFO)
+    sdk_logger("worker").addFilter(ConnectionLogFilter(settings.endpoint, args.verbose))
 
     worker.start()
     logger.info("Worker started: %s; press Ctrl+C to stop", settings.describe())

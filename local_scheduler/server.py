@@ -2,6 +2,7 @@
 
     python -m local_scheduler [--host 127.0.0.1] [--port 8080] [--max-threads 64]
                               [--dashboard-port 8082 | --no-dashboard]
+                              [--retention SECONDS]
 
 Workers and clients connect to it as they would to the emulator, with
 ENDPOINT=http://localhost:8080. Everything is kept in memory and lost when the
@@ -17,8 +18,12 @@ from dataclasses import dataclass
 
 import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from durabletask.testing import InMemoryOrchestrationBackend
 
+from local_scheduler.backend import (
+    DEFAULT_RETENTION_SECONDS,
+    LocalSchedulerBackend,
+    long_call_limit,
+)
 from sample.shutdown import StopSignals
 
 logger = logging.getLogger("local_scheduler")
@@ -31,14 +36,15 @@ DEFAULT_DASHBOARD_PORT = 8082
 # wait_for_orchestration_completion holds one server thread for as long as it
 # lasts. The SDK's own start() uses 10 threads, so a dozen waiters starve
 # everyone. 64 leaves room for several workers, a dashboard and dozens of
-# concurrent waiters; an idle thread costs little memory.
+# concurrent waiters; an idle thread costs little memory. long_call_limit()
+# keeps an eighth of them free for short calls.
 DEFAULT_MAX_THREADS = 64
 
 
 @dataclass
 class RunningScheduler:
     server: grpc.Server
-    backend: InMemoryOrchestrationBackend
+    backend: LocalSchedulerBackend
     address: str
 
     def stop(self, grace: float = 1.0) -> None:
@@ -52,9 +58,10 @@ def start_scheduler(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     max_threads: int = DEFAULT_MAX_THREADS,
+    retention: float = DEFAULT_RETENTION_SECONDS,
 ) -> RunningScheduler:
     """Start the backend on host:port (port 0 picks a free one); raise OSError if it is taken."""
-    backend = InMemoryOrchestrationBackend()
+    backend = LocalSchedulerBackend(retention, long_call_limit(max_threads))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="scheduler")
     )
@@ -88,6 +95,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--retention",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_RETENTION_SECONDS,
+        help="purge completed, failed and terminated orchestrations this many seconds after "
+        "they finish (default: %(default)g)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every request the backend handles"
     )
     parser.add_argument(
@@ -106,6 +121,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--dashboard-port {args.dashboard_port} is out of range; use 0 to 65535")
     if args.max_threads < 4:
         parser.error(f"--max-threads {args.max_threads} is too small; use at least 4")
+    if not args.retention >= 0:  # also rejects NaN
+        parser.error(f"--retention {args.retention} must be 0 or more seconds")
     return args
 
 
@@ -120,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopSignals()
 
     try:
-        scheduler = start_scheduler(args.host, args.port, args.max_threads)
+        scheduler = start_scheduler(args.host, args.port, args.max_threads, args.retention)
     except OSError as error:
         logger.error("%s", error)
         return 1

@@ -65,3 +65,57 @@ def create_client(settings: Settings) -> DurableTaskSchedulerClient:
         secure_channel=settings.secure,
         logger=sdk_logger("client"),
     )
+
+
+class ConnectionLogFilter(logging.Filter):
+    """Turn the SDK worker's connection messages into one clear line per change.
+
+    durabletask 1.12.0 logs every failed reconnection attempt, with the full gRPC
+    error, and logs a successful one only at INFO. This filter, attached to the
+    SDK's worker logger (set to INFO), logs "lost" once when the scheduler goes
+    away and "connected again" once a Hello call succeeds, and hides the repeats.
+    SDK records at INFO are hidden unless `verbose` is set.
+    """
+
+    LOST_MARKERS = (
+        "Failed to create connection",
+        "Connection failed",
+        "is unavailable",
+        "Connection timeout",
+        "Work item stream closed",
+    )
+    CONNECTED_MARKER = "Created fresh connection"
+
+    def __init__(self, endpoint: str, verbose: bool) -> None:
+        super().__init__()
+        self._endpoint = endpoint
+        self._verbose = verbose
+        # None until the first connection attempt ends one way or the other.
+        self._connected: bool | None = None
+        self._hidden = 0
+        self._logger = logging.getLogger("worker")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(marker in message for marker in self.LOST_MARKERS):
+            if self._connected:
+                self._connected = False
+                self._logger.warning(
+                    "Lost the connection to the scheduler at %s; retrying until it is back (%s)",
+                    self._endpoint,
+                    message.splitlines()[0][:200],
+                )
+            else:
+                self._hidden += 1
+            return self._verbose
+        if self.CONNECTED_MARKER in message and self._connected is False:
+            self._connected = True
+            self._logger.info(
+                "Connected to the scheduler at %s again after %d more failed attempts",
+                self._endpoint,
+                self._hidden,
+            )
+            self._hidden = 0
+        elif self.CONNECTED_MARKER in message:
+            self._connected = True
+        return self._verbose or record.levelno >= logging.WARNING

@@ -156,3 +156,10 @@ def run_client(
         timeout=timeout,
         check=False,
     )
+
+
+def start_extra_worker(
+    endpoint: str, log_path: Path, extra_env: Mapping[str, str] | None = None
+) -> Process:
+    """Start tests/extra_worker.py: the sample's entity plus the tests' own orchestrators."""
+    return Process([PYTHON, "-m", "tests.extra_worker"], log_path, process_env(endpoint, extra_env))
