@@ -304,7 +304,8 @@ def run_forever(
         if not stop.is_set():
             logger.info("Next round in %g s", options.round_interval)
             stop.wait(options.round_interval)
-    logger.info("Received %s; stopped after round %d", stop.received, round_number)
+    name = stop.received.name if stop.received else "stop signal"
+    logger.info("Received %s; stopped during round %d", name, round_number)
     return EXIT_OK
 
 

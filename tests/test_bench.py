@@ -74,7 +74,12 @@ def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
     assert set(figures) == FIGURE_IDS
     for figure in figures.values():
         assert math.isfinite(figure["median"]), figure
-        assert figure["median"] > 0, figure
+        if figure["unit"] == "us":
+            # CPU time comes from /proc in clock ticks of 10 ms, so 100 signals may
+            # round to zero; the figure must still be present and not negative.
+            assert figure["median"] >= 0, figure
+        else:
+            assert figure["median"] > 0, figure
         assert figure["min"] <= figure["median"] <= figure["max"], figure
         assert f"`{figure['id']}`" in result.stdout, figure["id"]
 

@@ -237,4 +237,4 @@ def test_looping_client_container_stops_on_sigterm(
 
     assert status == 0, client.output()
     assert "5 of 5 orchestrations completed" in client.output()
-    assert "Stopped during round 1" in client.output()
+    assert "Received SIGTERM; stopped during round 1" in client.output()
