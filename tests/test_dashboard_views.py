@@ -15,6 +15,7 @@ from markupsafe import escape
 
 from dashboard.app import FRAGMENT_HEADER
 from dashboard.server import RunningDashboard, start_dashboard
+from sample.accounts import Account, audit
 from sample.counter import counter_id
 from tests.dashboard_support import (
     QUIET,
@@ -315,3 +316,29 @@ def test_standalone_dashboard_rejects_bad_endpoint(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "ENDPOINT" in result.stderr
+
+
+def test_entities_page_shows_accounts(
+    dashboard: RunningDashboard, scheduler: Scheduler, unique_key: str
+) -> None:
+    # The class-based entity is listed like the counters, under its lowercased class name.
+    worker = TaskHubGrpcWorker(host_address=scheduler.address, logger=QUIET)
+    worker.add_entity(Account)
+    worker.add_entity(audit)
+    worker.start()
+    try:
+        account_id = EntityInstanceId("account", unique_key)
+        scheduler.client.signal_entity(account_id, "deposit", input=250)
+        wait_for(
+            lambda: stored_state(scheduler.client, account_id) == 250,
+            15,
+            f"{account_id} reaching 250",
+        )
+    finally:
+        worker.stop()
+
+    response = http_get(f"{dashboard.url}/entities?name=account&key={unique_key}")
+
+    assert response.status == 200
+    assert f'data-entity-id="@account@{unique_key}"' in response.body
+    assert "250" in response.body
