@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
@@ -39,6 +39,10 @@ DEFAULT_COUNT = 5
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_LOOP_INTERVAL = 60.0
 INTERVAL_VARIABLE = "ORCHESTRATION_INTERVAL"
+# Upper bounds that keep a typo from hanging the client: a day for any wait or
+# pause, and as many orchestrations as one run reasonably schedules and waits for.
+MAX_SECONDS = 86_400.0
+MAX_COUNT = 10_000
 
 # Exit statuses.
 EXIT_OK = 0
@@ -56,6 +60,10 @@ More entity patterns, each with its own --help:
   python client.py delete NAME KEY                   delete an account or audit entity
 To use one of these words as the counter key, put -- before it: python client.py -- list
 """
+
+
+class StopRequested(Exception):
+    """A stop signal arrived during a pause; nothing more is scheduled."""
 
 
 class DemoFailed(Exception):
@@ -143,14 +151,16 @@ def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) ->
         parser.error(str(error))
     if args.count < 0:
         parser.error(f"--count {args.count} is negative; use 0 or more")
+    if args.count > MAX_COUNT:
+        parser.error(f"--count {args.count} is too large; use at most {MAX_COUNT}")
     longest = f"{args.key}-orch-{args.count}"
     if args.count and len(longest) > MAX_KEY_LENGTH:
         parser.error(
             f"Entity key {args.key!r} is too long for --count {args.count}: orchestrations use "
             f"keys up to {longest!r}, over {MAX_KEY_LENGTH} characters. Use a shorter key."
         )
-    if args.timeout <= 0:
-        parser.error(f"--timeout {args.timeout} must be greater than 0 seconds")
+    if not 0 < args.timeout <= MAX_SECONDS:  # also rejects NaN
+        parser.error(f"--timeout {args.timeout} must be greater than 0 and at most {MAX_SECONDS:g}")
 
     raw = env.get(INTERVAL_VARIABLE, "").strip()
     try:
@@ -159,10 +169,10 @@ def parse_args(argv: list[str] | None, environ: dict[str, str] | None = None) ->
         parser.error(
             f"{INTERVAL_VARIABLE}={raw!r} is not a number of seconds; set it to e.g. 0 or 2.5"
         )
-    if from_env is not None and not from_env >= 0:  # also rejects NaN
-        parser.error(f"{INTERVAL_VARIABLE}={raw!r} must be 0 or more seconds")
-    if args.interval is not None and not args.interval >= 0:
-        parser.error(f"--interval {args.interval} must be 0 or more seconds")
+    if from_env is not None and not 0 <= from_env <= MAX_SECONDS:  # also rejects NaN
+        parser.error(f"{INTERVAL_VARIABLE}={raw!r} must be from 0 to {MAX_SECONDS:g} seconds")
+    if args.interval is not None and not 0 <= args.interval <= MAX_SECONDS:
+        parser.error(f"--interval {args.interval} must be from 0 to {MAX_SECONDS:g} seconds")
 
     if args.loop:
         round_interval = DEFAULT_LOOP_INTERVAL if from_env is None else from_env
@@ -184,35 +194,76 @@ def read_counter(client: TaskHubGrpcClient, entity_id: EntityInstanceId) -> int:
 
 
 def wait_for_counter(
-    client: TaskHubGrpcClient, entity_id: EntityInstanceId, expected: int, deadline: float
+    client: TaskHubGrpcClient,
+    entity_id: EntityInstanceId,
+    expected: int,
+    deadline: float,
+    pause: Callable[[float], object],
 ) -> int:
     """Poll the entity until its value is `expected`, with a growing pause, until the deadline."""
-    pause = 0.01
+    delay = 0.01
     while True:
         value = read_counter(client, entity_id)
         if value == expected:
             return value
-        if time.monotonic() + pause > deadline:
+        if time.monotonic() + delay > deadline:
             raise DemoFailed(
                 f"Timed out waiting for {entity_id} to reach {expected}; it is {value}. "
-                "Is worker.py running against the same ENDPOINT and TASKHUB?"
+                "Is worker.py running against the same ENDPOINT and TASKHUB? If the value "
+                "moved past it, other signals to this key were applied meanwhile (for "
+                "example ones queued by an earlier run with no worker); use another key."
             )
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
+        if pause(delay):
+            raise StopRequested
+        delay = min(delay * 2, 0.5)
 
 
-def signal_directly(client: TaskHubGrpcClient, key: str, deadline: float, out: TextIO) -> None:
+def signal_directly(
+    client: TaskHubGrpcClient,
+    key: str,
+    deadline: float,
+    out: TextIO,
+    pause: Callable[[float], object],
+) -> None:
     entity_id = counter_id(key)
-    # The value before the signals sets the value to wait for. Another client changing
-    # the same key at the same time would make this wait time out; use your own key.
+    # NOTE: the value read before the signals sets the value to wait for, so signals
+    # to the same key from elsewhere, or still queued from an earlier run, make this
+    # wait time out. The scheduler offers no way to wait for one particular signal.
     before = read_counter(client, entity_id)
 
     print(f"Signalling {entity_id}: add 100, then subtract 25", file=out)
     client.signal_entity(entity_id, "add", input=100)
     client.signal_entity(entity_id, "subtract", input=25)
 
-    value = wait_for_counter(client, entity_id, before + 75, deadline)
+    value = wait_for_counter(client, entity_id, before + 75, deadline, pause)
     print(f"Counter '{key}' value: {value}", file=out)
+
+
+TIMED_OUT = object()
+
+# Longest single wait in the scheduler, so that a stop signal is noticed within a second.
+WAIT_SLICE = 1.0
+
+
+def wait_for_completion(
+    client: TaskHubGrpcClient,
+    instance_id: str,
+    deadline: float,
+    pause: Callable[[float], object],
+) -> Any:
+    """Return the orchestration's final state, None if not found, or TIMED_OUT."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return TIMED_OUT
+        try:
+            return client.wait_for_orchestration_completion(
+                instance_id, timeout=min(remaining, WAIT_SLICE)
+            )
+        except TimeoutError:
+            # pause(0) only asks whether a stop signal arrived.
+            if pause(0):
+                raise StopRequested from None
 
 
 def run_orchestrations(
@@ -229,8 +280,8 @@ def run_orchestrations(
 
     instance_ids = []
     for index, key in enumerate(keys):
-        if index and options.interval:
-            pause(options.interval)
+        if index and options.interval and pause(options.interval):
+            raise StopRequested
         instance_ids.append(
             client.schedule_new_orchestration(
                 counter_workflow,  # type: ignore[arg-type]  # mypy cannot infer the output type
@@ -240,11 +291,8 @@ def run_orchestrations(
 
     failures = 0
     for instance_id in instance_ids:
-        try:
-            state = client.wait_for_orchestration_completion(
-                instance_id, timeout=max(deadline - time.monotonic(), 0.1)
-            )
-        except TimeoutError:
+        state = wait_for_completion(client, instance_id, deadline, pause)
+        if state is TIMED_OUT:
             print(f"  {instance_id}: did not finish within {options.timeout:g} s", file=out)
             failures += 1
             continue
@@ -276,7 +324,7 @@ def run_demo(
 ) -> int:
     """Run one round of the demo and return the exit status."""
     deadline = time.monotonic() + options.timeout
-    signal_directly(client, options.key, deadline, out)
+    signal_directly(client, options.key, deadline, out, pause)
     failures = run_orchestrations(client, options, deadline, out, pause)
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
@@ -286,9 +334,8 @@ def run_forever(
 ) -> int:
     """Run rounds until Ctrl+C or SIGTERM; a failed round is logged and the next one still runs.
 
-    A stop signal ends the pause between rounds or schedules at once. A call in
-    progress (at most --timeout seconds) finishes first; orchestrations already
-    scheduled keep running in the scheduler.
+    A stop signal ends the round within about a second, whatever it is waiting for;
+    orchestrations already scheduled keep running in the scheduler.
     """
     round_number = 0
     while not stop.is_set():
@@ -297,6 +344,8 @@ def run_forever(
         try:
             if run_demo(client, options, pause=stop.wait) != EXIT_OK:
                 logger.error("Round %d: some orchestrations did not complete", round_number)
+        except StopRequested:
+            break
         except DemoFailed as error:
             logger.error("Round %d failed: %s", round_number, error)
         except grpc.RpcError as error:

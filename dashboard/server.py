@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
 import threading
 from dataclasses import dataclass
-from types import FrameType
 
 from durabletask.client import TaskHubGrpcClient
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -139,9 +137,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from sample.runtime import configure_logging, create_client
     from sample.settings import AuthenticationError, SettingsError, load_settings
+    from sample.shutdown import StopSignals
 
     args = parse_args(argv)
     configure_logging(verbose=False)
+    # Before gRPC or the HTTP server start any thread: see StopSignals for why.
+    stop = StopSignals()
 
     try:
         settings = load_settings()
@@ -162,15 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("Received %s; stopping", signal.Signals(signum).name)
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
     logger.info("Dashboard at %s for %s; press Ctrl+C to stop", dashboard.url, settings.describe())
     if args.host not in LOOPBACK_HOSTS:
         logger.warning(
@@ -178,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             "orchestration and entity",
             args.host,
         )
-    stop_requested.wait()
+    stop.wait()
+    logger.info("Received %s; stopping", stop.received.name if stop.received else "stop signal")
     dashboard.stop()
     logger.info("Dashboard stopped")
     return 0

@@ -63,7 +63,11 @@ def start_scheduler(
     """Start the backend on host:port (port 0 picks a free one); raise OSError if it is taken."""
     backend = LocalSchedulerBackend(retention, long_call_limit(max_threads))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="scheduler")
+        futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="scheduler"),
+        # gRPC turns SO_REUSEPORT on by default, so a second scheduler on the same port
+        # would start without error and the kernel would split connections, and with
+        # them the state, between the two.
+        options=[("grpc.so_reuseport", 0)],
     )
     stubs.add_TaskHubSidecarServiceServicer_to_server(backend, server)  # type: ignore[no-untyped-call]
     try:

@@ -38,7 +38,7 @@ from sample.accounts import (
     validate_amount,
 )
 from sample.counter import ENTITY_NAME as COUNTER_ENTITY
-from sample.counter import counter_id
+from sample.counter import check_key, counter_id
 from sample.runtime import configure_logging, create_client
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
 
@@ -197,6 +197,8 @@ def _check_transfer(args: argparse.Namespace) -> None:
     args.transfer = Transfer.from_input(
         {"source": args.source, "target": args.target, "amount": amount}
     )
+    check_key(args.source)
+    check_key(args.target)
 
 
 def _add_list(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -246,6 +248,10 @@ def _check_key(key: str) -> None:
             f"Invalid entity key {key!r}: it must not be empty or contain '@'. "
             "Pass a name such as alice."
         )
+    # The same length and character limits as counter keys: the scheduler's instance
+    # IDs are printable ASCII of at most 100 characters, and `account` is as long as
+    # `counter`.
+    check_key(key)
 
 
 def parse_amount(text: str) -> int:

@@ -163,15 +163,24 @@ def validate_endpoint(value: str, name: str) -> str:
             "Use for example http://localhost:8080 or https://<scheduler>.durabletask.io."
         )
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+        port = parts.port
     except ValueError:
         raise SettingsError(
-            f"{name} is invalid: '{value}' has a port that is not a number."
+            f"{name} is invalid: '{value}' has a port that is not a number from 1 to 65535."
         ) from None
-    if not parts.hostname:
-        raise SettingsError(f"{name} is invalid: '{value}' has no host name.")
+    if not parts.hostname or any(character.isspace() for character in parts.netloc):
+        raise SettingsError(f"{name} is invalid: '{value}' has no valid host name.")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in the URL would be logged with it; the scheduler takes tokens instead.
+        raise SettingsError(f"{name} is invalid: it must not contain a user name or password.")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise SettingsError(f"{name} is invalid: '{value}' must not have a path or query.")
+    if parts.scheme == "http" and port is None:
+        # gRPC would dial port 443 for a bare host name, never the port 80 that http implies.
+        raise SettingsError(
+            f"{name} is invalid: '{value}' has no port; a plaintext endpoint needs one, "
+            "such as http://localhost:8080."
+        )
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -182,8 +191,9 @@ def validate_taskhub(value: str, name: str) -> str:
         raise SettingsError(
             f"{name} is empty; set it to the task hub name (the emulator's is 'default')."
         )
-    if any(character.isspace() or not character.isprintable() for character in value):
-        raise SettingsError(f"{name} is invalid: {value!r} contains spaces or control characters.")
+    # The name travels in gRPC metadata, which allows printable ASCII only.
+    if not all("!" <= character <= "~" for character in value):
+        raise SettingsError(f"{name} is invalid: {value!r} must be printable ASCII with no spaces.")
     return value
 
 

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+# A closed terminal sends SIGHUP; a program that must clean up children takes it too.
+HANGUP_SIGNALS = STOP_SIGNALS | {signal.SIGHUP}
 
 
 class StopSignals:
@@ -26,8 +28,10 @@ class StopSignals:
         self,
         on_signal: Callable[[signal.Signals], None] | None = None,
         exit_on_second: bool = True,
+        signals: frozenset[signal.Signals] = STOP_SIGNALS,
     ) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self._signals = signals
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         self.event = threading.Event()
         self.received: signal.Signals | None = None
         self._on_signal = on_signal
@@ -36,7 +40,7 @@ class StopSignals:
 
     def _receive(self) -> None:
         while True:
-            received = signal.Signals(signal.sigwait(STOP_SIGNALS))
+            received = signal.Signals(signal.sigwait(self._signals))
             if self.event.is_set() and self._exit_on_second:
                 # A second signal during the graceful stop means "stop now", as a
                 # second Ctrl+C does in most tools.
@@ -55,10 +59,10 @@ class StopSignals:
 
 
 def unblock_stop_signals() -> None:
-    """Unblock SIGINT and SIGTERM in this thread.
+    """Unblock SIGINT, SIGTERM and SIGHUP in this thread.
 
     A child process inherits its parent's blocked signals across exec. A program
     that relies on Python's own Ctrl+C handling calls this first, in case it was
     started by one that uses StopSignals.
     """
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANGUP_SIGNALS)

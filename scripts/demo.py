@@ -13,6 +13,7 @@ Ctrl+C, and the exit status is the client's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import subprocess
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sample.settings import SettingsError, load_settings  # noqa: E402
-from sample.shutdown import StopSignals  # noqa: E402
+from sample.shutdown import HANGUP_SIGNALS, StopSignals  # noqa: E402
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 STOP_TIMEOUT = 10.0
@@ -124,7 +125,10 @@ def stop_process(process: subprocess.Popen[str], name: str) -> None:
     try:
         process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        print(f"demo: {name} did not stop within {STOP_TIMEOUT:g} s; killing it", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(
+                f"demo: {name} did not stop within {STOP_TIMEOUT:g} s; killing it", file=sys.stderr
+            )
         process.kill()
         process.wait()
 
@@ -177,15 +181,17 @@ def main(argv: list[str] | None = None) -> int:
 
     client: subprocess.Popen[bytes] | None = None
 
-    def forward_sigterm(received: signal.Signals) -> None:
+    def forward_stop(received: signal.Signals) -> None:
         # Ctrl+C in a terminal reaches the client, which shares this process group,
-        # by itself; a SIGTERM sent to this script alone is passed on.
-        if received is signal.SIGTERM and client is not None and client.poll() is None:
+        # by itself; SIGTERM or SIGHUP sent to this script alone is passed on as SIGTERM.
+        if received is not signal.SIGINT and client is not None and client.poll() is None:
             client.send_signal(signal.SIGTERM)
 
     # Before any thread starts: see StopSignals. Cleanup is bounded, so a second
     # Ctrl+C does not cut it short and leave children behind.
-    stop = StopSignals(on_signal=forward_sigterm, exit_on_second=False)
+    # SIGHUP counts too: the children run in sessions of their own, so a closed
+    # terminal would otherwise leave them running.
+    stop = StopSignals(on_signal=forward_stop, exit_on_second=False, signals=HANGUP_SIGNALS)
     started: list[tuple[str, subprocess.Popen[str]]] = []
     status: int | None = None
     dashboard = DashboardWatch()
@@ -210,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             client_process = subprocess.Popen([sys.executable, "client.py", *client_args], cwd=ROOT)
             client = client_process
             status = client_process.wait()
+            if status < 0:
+                # Killed by a signal: report it as a shell does, 128 + the signal number.
+                status = 128 - status
 
         if args.keep_running and not stop.is_set():
             if started[0][0] == "scheduler" and not args.no_dashboard:
@@ -220,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {error}", file=sys.stderr)
     finally:
         if stop.is_set():
-            print("demo: interrupted", file=sys.stderr)
+            # After SIGHUP the terminal may be gone, and nothing may stop the cleanup.
+            with contextlib.suppress(OSError):
+                print("demo: interrupted", file=sys.stderr)
         for name, process in reversed(started):
             stop_process(process, name)
     if status is None:

@@ -34,9 +34,12 @@ from tests.processes import ROOT, Process, start_worker, wait_for
 CONTAINERS_CONF = ROOT / "tests" / "containers" / "containers.conf"
 MAKE_BASE_IMAGE = ROOT / "tests" / "containers" / "make_base_image.sh"
 BASE_IMAGE = os.environ.get("PYTHON_BASE_IMAGE", "localhost/python-base:bookworm")
+# Tags unique to this test run, so that two checkouts testing at once on one machine
+# never run each other's images.
+RUN_TAG = f"test-{os.getpid()}"
 IMAGES = {
-    "worker": "localhost/durable-entities-worker:test",
-    "client": "localhost/durable-entities-client:test",
+    "worker": f"localhost/durable-entities-worker:{RUN_TAG}",
+    "client": f"localhost/durable-entities-client:{RUN_TAG}",
 }
 FINAL_VALUE = re.compile(r"^  [0-9a-f]{32}: Counter '(.+)' final value: (\d+)$", re.MULTILINE)
 
@@ -114,12 +117,15 @@ def build_image(service: str, wheels: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def images() -> dict[str, str]:
+def images() -> Iterator[dict[str, str]]:
     skip_unless_tools_ready()
     wheels = wheel_directory()
     for service in IMAGES:
         build_image(service, wheels)
-    return IMAGES
+    yield IMAGES
+    # Only the run's tags go; the layers stay cached for the next build.
+    for image in IMAGES.values():
+        run_tool("podman", "rmi", image, timeout=60)
 
 
 def podman_run(

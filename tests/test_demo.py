@@ -68,3 +68,19 @@ def test_demo_keep_running_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert demo.wait(timeout=30) == 0, log.read_text()
     assert "Worker stopped" in log.read_text()
     assert not scheduler_answers(endpoint)
+
+
+def test_demo_stops_everything_on_hangup(tmp_path: Path) -> None:
+    # A closed terminal sends SIGHUP; the children run in sessions of their own and
+    # would be left behind if the demo did not stop them.
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    log = tmp_path / "demo.log"
+    demo = start_demo(endpoint, log, "--keep-running", "--no-dashboard", "--count", "1")
+
+    wait_for(lambda: "still running" in log.read_text(), 60, "demo reaching --keep-running")
+    demo.send_signal(signal.SIGHUP)
+
+    assert demo.wait(timeout=30) == 0, log.read_text()
+    assert "Worker stopped" in log.read_text()
+    assert "Local scheduler stopped" in log.read_text()
+    assert not scheduler_answers(endpoint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -138,18 +139,27 @@ def test_sigterm_stops_worker_as_pid_1(
         log_dir / "worker.log",
         prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"],
     )
-    wait_until_connected(worker, private_endpoint, unique_key)
+    children: list[str] = []
+    try:
+        wait_until_connected(worker, private_endpoint, unique_key)
 
-    # unshare forks the worker, which is PID 1 inside the new namespace; signal it
-    # directly, as a container runtime does, and unshare exits with its status.
-    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-    assert len(children) == 1, children
-    pid_1_status = Path(f"/proc/{children[0]}/status").read_text()
-    assert re.search(r"^NSpid:\s+\d+\s+1$", pid_1_status, re.MULTILINE), pid_1_status
+        # unshare forks the worker, which is PID 1 inside the new namespace; signal it
+        # directly, as a container runtime does, and unshare exits with its status.
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        pid_1_status = Path(f"/proc/{children[0]}/status").read_text()
+        assert re.search(r"^NSpid:\s+\d+\s+1$", pid_1_status, re.MULTILINE), pid_1_status
 
-    started = time.monotonic()
-    os.kill(int(children[0]), signal.SIGTERM)
-    status = worker.popen.wait(timeout=5)
+        started = time.monotonic()
+        os.kill(int(children[0]), signal.SIGTERM)
+        status = worker.popen.wait(timeout=5)
+    finally:
+        # A failed check must not leave the worker behind: killing unshare with
+        # SIGKILL would not reach its child.
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+        worker.kill()
 
     assert status == 0, worker.output()
     assert time.monotonic() - started < 5
@@ -219,9 +229,21 @@ def test_bad_key_rejected(key: str, expected: str) -> None:
     [
         (["--count", "-1"], {}, "--count -1 is negative"),
         (["--timeout", "0"], {}, "--timeout 0.0 must be greater than 0"),
-        (["--interval", "-2"], {}, "--interval -2.0 must be 0 or more"),
+        (["--interval", "-2"], {}, "--interval -2.0 must be from 0 to 86400 seconds"),
+        (["--interval", "inf"], {}, "--interval inf must be from 0 to 86400 seconds"),
+        (["--timeout", "nan"], {}, "--timeout nan must be greater than 0 and at most 86400"),
+        (["--count", "99999999999999999999"], {}, "is too large; use at most 10000"),
         ([], {"ORCHESTRATION_INTERVAL": "soon"}, "ORCHESTRATION_INTERVAL='soon' is not a number"),
-        ([], {"ORCHESTRATION_INTERVAL": "-1"}, "ORCHESTRATION_INTERVAL='-1' must be 0 or more"),
+        (
+            ["--loop"],
+            {"ORCHESTRATION_INTERVAL": "1e10"},
+            "ORCHESTRATION_INTERVAL='1e10' must be from",
+        ),
+        (
+            [],
+            {"ORCHESTRATION_INTERVAL": "-1"},
+            "ORCHESTRATION_INTERVAL='-1' must be from 0 to 86400",
+        ),
     ],
 )
 def test_bad_client_options_rejected(
@@ -278,3 +300,38 @@ def test_client_times_out_without_worker(private_endpoint: str, unique_key: str)
     assert elapsed < 15
     assert f"Timed out waiting for @counter@{unique_key} to reach 75" in result.stderr
     assert "Is worker.py running" in result.stderr
+
+
+def test_second_scheduler_on_same_port_fails(private_endpoint: str) -> None:
+    port = private_endpoint.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [PYTHON, "-m", "local_scheduler", "--port", port, "--no-dashboard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_loop_client_stops_promptly_without_worker(
+    private_endpoint: str, unique_key: str, log_dir: Path
+) -> None:
+    # With no worker the round waits for its signals; SIGTERM must still end it at once.
+    client = Process(
+        [PYTHON, "client.py", unique_key, "--loop", "--timeout", "600"],
+        log_dir / "client.log",
+        process_env(private_endpoint),
+    )
+    try:
+        wait_for(lambda: "Round 1 starting" in client.output(), 15, "the first round starting")
+        started = time.monotonic()
+        status = client.stop(timeout=5)
+    finally:
+        client.kill()
+
+    assert status == 0, client.output()
+    assert time.monotonic() - started < 5
+    assert "Received SIGTERM; stopped during round 1" in client.output()

@@ -325,3 +325,19 @@ def send_signals(client: TaskHubGrpcClient, signals: list[tuple[str, str, int]])
 def schedule_transfer(client: TaskHubGrpcClient, transfer: dict[str, Any]) -> str:
     instance_id: str = client.schedule_new_orchestration(transfer_funds, input=transfer)  # type: ignore[arg-type]
     return instance_id
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["account", "x" * 92, "balance"],
+        ["account", "caf\u00e9", "balance"],
+        ["delayed", "d\nx"],
+        ["transfer", "alice", "b\x1bb", "5"],
+        ["delete", "account", "y" * 120],
+    ],
+)
+def test_sub_command_keys_checked_like_counter_keys(args: list[str]) -> None:
+    result = run_client("http://127.0.0.1:1", *args, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid entity key" in result.stderr
