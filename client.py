@@ -26,7 +26,7 @@ import grpc
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.entities import EntityInstanceId
 
-from sample.client_commands import COMMANDS, run_command
+from sample.client_commands import find_command, run_command
 from sample.counter import MAX_KEY_LENGTH, check_key, counter_id, counter_workflow
 from sample.runtime import configure_logging, create_client
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
@@ -376,9 +376,9 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit status
     # A parent that waits with StopSignals (scripts/demo.py) leaves these blocked.
     unblock_stop_signals()
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments and arguments[0] in COMMANDS:
-        return run_command(arguments)
+    command = find_command(sys.argv[1:] if argv is None else argv)
+    if command is not None:
+        return run_command(command)
     options = parse_args(argv)
     configure_logging(options.verbose)
     # Loop mode runs for days in a container: it takes SIGTERM through StopSignals,

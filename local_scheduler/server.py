@@ -54,6 +54,11 @@ class RunningScheduler:
         self.server.stop(grace).wait()
 
 
+def host_port(host: str, port: int) -> str:
+    """Join host and port, with brackets around an IPv6 address such as ::1."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def start_scheduler(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
@@ -71,13 +76,13 @@ def start_scheduler(
     )
     stubs.add_TaskHubSidecarServiceServicer_to_server(backend, server)  # type: ignore[no-untyped-call]
     try:
-        bound_port = server.add_insecure_port(f"{host}:{port}")
+        bound_port = server.add_insecure_port(host_port(host, port))
     except RuntimeError as error:
         raise OSError(f"cannot listen on {host}:{port}: {error}") from error
     if bound_port == 0:
         raise OSError(f"cannot listen on {host}:{port}; is another scheduler running there?")
     server.start()
-    return RunningScheduler(server, backend, f"{host}:{bound_port}")
+    return RunningScheduler(server, backend, host_port(host, bound_port))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

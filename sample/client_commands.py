@@ -45,6 +45,32 @@ from sample.settings import AuthenticationError, Settings, SettingsError, load_s
 logger = logging.getLogger("client")
 
 COMMANDS = ("delayed", "account", "transfer", "list", "delete")
+MAX_TIMEOUT = 86_400.0
+
+
+def find_command(arguments: list[str]) -> list[str] | None:
+    """Return the arguments with the sub-command first, or None when there is no sub-command.
+
+    Options shared with the counter demo may come before the sub-command, as in
+    `client.py -v list`; any other first word is the counter demo's entity key.
+    """
+    leading: list[str] = []
+    position = 0
+    while position < len(arguments):
+        argument = arguments[position]
+        if argument in ("-v", "--verbose") or argument.startswith("--timeout="):
+            leading.append(argument)
+            position += 1
+        elif argument == "--timeout" and position + 1 < len(arguments):
+            leading.extend(arguments[position : position + 2])
+            position += 2
+        elif argument in COMMANDS:
+            return [argument, *leading, *arguments[position + 1 :]]
+        else:
+            return None
+    return None
+
+
 ENTITY_NAMES = (ACCOUNT_ENTITY, AUDIT_ENTITY, COUNTER_ENTITY)
 DELETABLE = (ACCOUNT_ENTITY, AUDIT_ENTITY)
 
@@ -110,8 +136,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         add_command(commands, common)
 
     args = parser.parse_args(argv)
-    if not args.timeout > 0:  # also rejects NaN
-        parser.error(f"--timeout {args.timeout} must be greater than 0 seconds")
+    if not 0 < args.timeout <= MAX_TIMEOUT:  # also rejects NaN
+        parser.error(
+            f"--timeout {args.timeout} must be greater than 0 and at most {MAX_TIMEOUT:g} seconds"
+        )
     try:
         args.check(args)
     except ValueError as error:  # AccountError is a ValueError
