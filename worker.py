@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_orchestrator(account_operation)  # type: ignore[arg-type]
 
     sdk_logger("worker").addFilter(StopNoiseFilter(stop.event))
-    # INFO, so that the filter sees reconnections; it hides other INFO records unless --verbose.
-    sdk_logger("worker").setLevel(logging.INFO)
-    sdk_logger("worker").addFilter(ConnectionLogFilter(settings.endpoint, args.verbose))
+    sdk_logger("worker").addFilter(
+        ConnectionLogFilter(settings.endpoint, args.verbose, sdk_logger("worker"))
+    )
 
     worker.start()
     logger.info("Worker started: %s; press Ctrl+C to stop", settings.describe())

@@ -72,9 +72,13 @@ class ConnectionLogFilter(logging.Filter):
 
     durabletask 1.12.0 logs every failed reconnection attempt, with the full gRPC
     error, and logs a successful one only at INFO. This filter, attached to the
-    SDK's worker logger (set to INFO), logs "lost" once when the scheduler goes
-    away and "connected again" once a Hello call succeeds, and hides the repeats.
-    SDK records at INFO are hidden unless `verbose` is set.
+    SDK's worker logger, logs "lost" once when the scheduler goes away and
+    "connected again" once a Hello call succeeds, and hides the repeats. SDK
+    records at INFO are hidden unless `verbose` is set.
+
+    The SDK logs INFO records for every work item, and building them costs the
+    worker CPU time on each operation. So the logger is at INFO only until a
+    connection is made and while it is lost, and at WARNING in between.
     """
 
     LOST_MARKERS = (
@@ -86,10 +90,12 @@ class ConnectionLogFilter(logging.Filter):
     )
     CONNECTED_MARKER = "Created fresh connection"
 
-    def __init__(self, endpoint: str, verbose: bool) -> None:
+    def __init__(self, endpoint: str, verbose: bool, sdk: logging.Logger) -> None:
         super().__init__()
         self._endpoint = endpoint
         self._verbose = verbose
+        self._sdk = sdk
+        sdk.setLevel(logging.INFO)
         # None until the first connection attempt ends one way or the other.
         self._connected: bool | None = None
         self._hidden = 0
@@ -98,6 +104,7 @@ class ConnectionLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(marker in message for marker in self.LOST_MARKERS):
+            self._sdk.setLevel(logging.INFO)
             if self._connected:
                 self._connected = False
                 self._logger.warning(
@@ -108,6 +115,8 @@ class ConnectionLogFilter(logging.Filter):
             else:
                 self._hidden += 1
             return self._verbose
+        if self.CONNECTED_MARKER in message and not self._verbose:
+            self._sdk.setLevel(logging.WARNING)
         if self.CONNECTED_MARKER in message and self._connected is False:
             self._connected = True
             self._logger.info(
