@@ -19,8 +19,9 @@ class LineStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     The worker logs every entity operation from the SDK's executor threads, and
     handing the standard handler's lock from thread to thread cost more CPU time
-    than the operations themselves: draining 20,000 signals over 100 keys took
-    about 160 us of worker CPU per signal with it and about 100 us without it.
+    than the operations themselves. Draining 20,000 signals over 100 keys took
+    about 160 us of worker CPU per signal with the lock and about 100 us without
+    it (BENCHMARKS.md).
     Without the lock, lines cannot mix because each is a single write() of one
     string, which CPython's text streams complete while holding the GIL.
     NOTE: that holds on CPython with the GIL; a free-threaded build would need the
