@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TextIO
 
 import grpc
@@ -28,9 +27,9 @@ from durabletask.entities import EntityInstanceId
 
 from sample.client_commands import find_command, run_command
 from sample.counter import MAX_KEY_LENGTH, check_key, counter_id, counter_workflow
-from sample.runtime import configure_logging, create_client
+from sample.runtime import configure_logging, create_client, describe_rpc_error
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
-from sample.shutdown import StopSignals, unblock_stop_signals
+from sample.shutdown import StopSignals, raise_keyboard_interrupt, unblock_stop_signals
 
 logger = logging.getLogger("client")
 
@@ -358,21 +357,6 @@ def run_forever(
     return EXIT_OK
 
 
-def describe_rpc_error(error: grpc.RpcError, settings: Settings) -> str:
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details()  # type: ignore[attr-defined]
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return (
-            f"Cannot reach the scheduler at {settings.endpoint} ({details}). "
-            "Start it with `make scheduler`, or set ENDPOINT to a running scheduler."
-        )
-    return f"The scheduler at {settings.endpoint} returned {code.name}: {details}"
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit status
     # A parent that waits with StopSignals (scripts/demo.py) leaves these blocked.
     unblock_stop_signals()
@@ -399,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
             client.close()
 
     # SIGTERM stops a single run like Ctrl+C does.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
 
     try:
         status = run_demo(client, options)

@@ -14,9 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import grpc
-from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from google.protobuf import empty_pb2
+from sample.runtime import scheduler_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -43,15 +41,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
             raise BenchmarkError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
-
-
-def scheduler_answers(endpoint: str) -> bool:
-    with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
-        try:
-            stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=0.5)  # type: ignore[no-untyped-call]
-        except grpc.RpcError:
-            return False
-    return True
 
 
 class Child:

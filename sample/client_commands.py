@@ -19,7 +19,6 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Any
 
 import grpc
@@ -39,8 +38,9 @@ from sample.accounts import (
 )
 from sample.counter import ENTITY_NAME as COUNTER_ENTITY
 from sample.counter import check_key, counter_id
-from sample.runtime import configure_logging, create_client
-from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
+from sample.runtime import configure_logging, create_client, describe_rpc_error
+from sample.settings import AuthenticationError, SettingsError, load_settings
+from sample.shutdown import raise_keyboard_interrupt
 
 logger = logging.getLogger("client")
 
@@ -101,14 +101,14 @@ def run_command(argv: list[str]) -> int:
         logger.error("%s", error)
         return EXIT_USAGE
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         status: int = args.handler(client, args)
     except CommandFailed as error:
         logger.error("%s", error)
         return EXIT_FAILED
     except grpc.RpcError as error:
-        logger.error("%s", _describe_rpc_error(error, settings))
+        logger.error("%s", describe_rpc_error(error, settings))
         return EXIT_FAILED
     except KeyboardInterrupt:
         logger.warning("Interrupted; operations already sent still run in the scheduler")
@@ -431,18 +431,3 @@ def run_orchestration(
         raise CommandFailed(f"Orchestration {instance_id} {state.runtime_status.name}{reason}")
     output: dict[str, Any] = state.get_output()
     return output
-
-
-def _describe_rpc_error(error: grpc.RpcError, settings: Settings) -> str:
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details()  # type: ignore[attr-defined]
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return (
-            f"Cannot reach the scheduler at {settings.endpoint} ({details}). "
-            "Start it with `make scheduler`, or set ENDPOINT to a running scheduler."
-        )
-    return f"The scheduler at {settings.endpoint} returned {code.name}: {details}"
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt

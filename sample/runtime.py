@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 
+import grpc
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.worker import ConcurrencyOptions
+from google.protobuf import empty_pb2
 
 from sample.settings import Settings, check_credential, create_credential
 
@@ -156,3 +159,25 @@ class ConnectionLogFilter(logging.Filter):
         elif self.CONNECTED_MARKER in message:
             self._connected = True
         return self._verbose or record.levelno >= logging.WARNING
+
+
+def describe_rpc_error(error: grpc.RpcError, settings: Settings) -> str:
+    """Return a message for a failed call that names the endpoint and what to do."""
+    code = error.code()  # type: ignore[attr-defined]
+    details = error.details()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"Cannot reach the scheduler at {settings.endpoint} ({details}). "
+            "Start it with `make scheduler`, or set ENDPOINT to a running scheduler."
+        )
+    return f"The scheduler at {settings.endpoint} returned {code.name}: {details}"
+
+
+def scheduler_answers(endpoint: str, timeout: float = 0.5) -> bool:
+    """Return True if a Durable Task gRPC service at a plaintext endpoint answers Hello."""
+    with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
+        try:
+            stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=timeout)  # type: ignore[no-untyped-call]
+        except grpc.RpcError:
+            return False
+    return True

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 # A closed terminal sends SIGHUP; a program that must clean up children takes it too.
@@ -66,3 +67,8 @@ def unblock_stop_signals() -> None:
     started by one that uses StopSignals.
     """
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANGUP_SIGNALS)
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Signal handler that makes SIGTERM stop a short-lived program as Ctrl+C does."""
+    raise KeyboardInterrupt

@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-import grpc
-from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from google.protobuf import empty_pb2
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sample.runtime import scheduler_answers  # noqa: E402
 from sample.settings import SettingsError, load_settings  # noqa: E402
 from sample.shutdown import HANGUP_SIGNALS, StopSignals  # noqa: E402
 
@@ -41,17 +38,6 @@ DEFAULT_DASHBOARD_PORT = 8082
 # The local scheduler logs this line once its dashboard listens.
 DASHBOARD_LINE = re.compile(r"Dashboard at (http://\S+)")
 DASHBOARD_NOT_STARTED = "Dashboard not started"
-
-
-def scheduler_answers(endpoint: str, timeout: float = 1.0) -> bool:
-    """Return True if a Durable Task gRPC service at a plaintext endpoint answers Hello."""
-    target = endpoint.removeprefix("http://")
-    with grpc.insecure_channel(target) as channel:
-        try:
-            stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=timeout)  # type: ignore[no-untyped-call]
-        except grpc.RpcError:
-            return False
-    return True
 
 
 def wait_until_answers(

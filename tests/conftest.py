@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from sample.runtime import scheduler_answers
 from tests.processes import (
     EXTERNAL_ENDPOINT_VARIABLE,
     Process,
     free_port,
-    scheduler_answers,
     start_scheduler,
     start_worker,
 )

@@ -12,9 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
-from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from google.protobuf import empty_pb2
+from sample.runtime import scheduler_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -45,15 +43,6 @@ def wait_for(condition: Callable[[], T], timeout: float, message: str) -> T:
             raise AssertionError(f"timed out after {timeout:g} s: {message}")
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
-
-
-def scheduler_answers(endpoint: str) -> bool:
-    with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
-        try:
-            stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=0.5)  # type: ignore[no-untyped-call]
-        except grpc.RpcError:
-            return False
-    return True
 
 
 def process_env(endpoint: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:

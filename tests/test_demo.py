@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import PYTHON, ROOT, free_port, process_env, scheduler_answers, wait_for
+from sample.runtime import scheduler_answers
+from tests.processes import PYTHON, ROOT, free_port, process_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
