@@ -27,7 +27,15 @@ from durabletask.entities import EntityInstanceId
 
 from sample.client_commands import find_command, run_command
 from sample.counter import MAX_KEY_LENGTH, check_key, counter_id, counter_workflow
-from sample.runtime import configure_logging, create_client, describe_rpc_error
+from sample.runtime import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    configure_logging,
+    create_client,
+    describe_rpc_error,
+)
 from sample.settings import AuthenticationError, Settings, SettingsError, load_settings
 from sample.shutdown import StopSignals, raise_keyboard_interrupt, unblock_stop_signals
 
@@ -42,12 +50,6 @@ INTERVAL_VARIABLE = "ORCHESTRATION_INTERVAL"
 # pause, and as many orchestrations as one run reasonably schedules and waits for.
 MAX_SECONDS = 86_400.0
 MAX_COUNT = 10_000
-
-# Exit statuses.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 SUB_COMMANDS_HELP = """
@@ -240,7 +242,7 @@ def signal_directly(
 
 TIMED_OUT = object()
 
-# Longest single wait in the scheduler, so that a stop signal is noticed within a second.
+# Maximum length of one wait call, so that a stop signal is noticed within a second.
 WAIT_SLICE = 1.0
 
 
@@ -260,7 +262,7 @@ def wait_for_completion(
                 instance_id, timeout=min(remaining, WAIT_SLICE)
             )
         except TimeoutError:
-            # pause(0) only asks whether a stop signal arrived.
+            # pause(0) only checks whether a stop signal arrived.
             if pause(0):
                 raise StopRequested from None
 

@@ -38,7 +38,15 @@ from sample.accounts import (
 )
 from sample.counter import ENTITY_NAME as COUNTER_ENTITY
 from sample.counter import check_key, counter_id
-from sample.runtime import configure_logging, create_client, describe_rpc_error
+from sample.runtime import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    configure_logging,
+    create_client,
+    describe_rpc_error,
+)
 from sample.settings import AuthenticationError, SettingsError, load_settings
 from sample.shutdown import raise_keyboard_interrupt
 
@@ -79,11 +87,6 @@ DEFAULT_DELAY = 3.0
 # The client waits for the delayed signal in the foreground, so the delay stays short.
 MAX_DELAY = 3600.0
 DEFAULT_TIMEOUT = 60.0
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class CommandFailed(Exception):

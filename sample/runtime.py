@@ -16,6 +16,12 @@ from sample.settings import Settings, check_credential, create_credential
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# Exit statuses of client.py and its sub-commands.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
 
 class LineStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A StreamHandler that writes each record with one write() call and takes no lock.
@@ -174,7 +180,7 @@ def describe_rpc_error(error: grpc.RpcError, settings: Settings) -> str:
 
 
 def scheduler_answers(endpoint: str, timeout: float = 0.5) -> bool:
-    """Return True if a Durable Task gRPC service at a plaintext endpoint answers Hello."""
+    """Return True if a Durable Task gRPC service at a plaintext endpoint responds to Hello."""
     with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
         try:
             stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=timeout)  # type: ignore[no-untyped-call]

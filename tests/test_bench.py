@@ -76,7 +76,7 @@ def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
         assert math.isfinite(figure["median"]), figure
         if figure["unit"] == "us":
             # CPU time comes from /proc in clock ticks of 10 ms, so 100 signals may
-            # round to zero; the figure must still be present and not negative.
+            # round to zero. The figure must still be present and not negative.
             assert figure["median"] >= 0, figure
         else:
             assert figure["median"] > 0, figure

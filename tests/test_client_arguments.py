@@ -1,4 +1,4 @@
-"""How client.py tells a sub-command from the counter demo's entity key."""
+"""How client.py distinguishes a sub-command from the counter demo's entity key."""
 
 from __future__ import annotations
 

@@ -143,8 +143,8 @@ def test_sigterm_stops_worker_as_pid_1(
     try:
         wait_until_connected(worker, private_endpoint, unique_key)
 
-        # unshare forks the worker, which is PID 1 inside the new namespace; signal it
-        # directly, as a container runtime does, and unshare exits with its status.
+        # unshare forks the worker, which is PID 1 inside the new namespace. Signal it
+        # directly, as a container runtime does; unshare then exits with its status.
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
         assert len(children) == 1, children
         pid_1_status = Path(f"/proc/{children[0]}/status").read_text()

@@ -147,7 +147,7 @@ def test_no_credential_for_plaintext_endpoint() -> None:
 
 
 # Azure itself cannot be reached from the test machines, so these two tests use a
-# stand-in credential; getting a real token would need a real identity.
+# stand-in credential. Getting a real token would need a real identity.
 class FailingCredential:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         raise ClientAuthenticationError("ManagedIdentityCredential authentication unavailable")
