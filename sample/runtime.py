@@ -95,6 +95,9 @@ def create_client(settings: Settings) -> DurableTaskSchedulerClient:
     """Create a client for the settings, failing early if the credential cannot get a token."""
     credential = create_credential(settings)
     check_credential(credential, settings)
+    # NOTE: the SDK's signal_entity and get_entity take no deadline, so an endpoint
+    # that accepts the connection but never replies holds the first call for gRPC's
+    # own connection timeout (about 20 s), whatever the client's --timeout is.
     return DurableTaskSchedulerClient(
         host_address=settings.endpoint,
         taskhub=settings.taskhub,
